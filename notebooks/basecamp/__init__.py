@@ -1,0 +1,43 @@
+"""basecamp: the lab's helpers, one namespace for the notebooks (`import basecamp as bc`).
+
+Notebooks call `bc.build(...)`, `bc.inspect_image(...)`, `bc.smoke_test(...)`, `bc.plot_layers(...)`
+so their prose stays prose. Names are imported on first use, so `python -m basecamp` and the
+pure-Python parts work before the Docker SDK or plotly are installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from basecamp.errors import BuildError, CommandError, EngineError, InputError, LabError
+
+_EXPORTS = {
+    "REPO_ROOT": "config", "DOCKERFILES_DIR": "config", "FULL_BASE": "config", "SLIM_BASE": "config",
+    "client": "engine", "ensure_engine": "engine", "buildkit_cli": "engine",
+    "ensure_bases": "bases", "describe_bases": "bases",
+    "scratch_copy": "scratch", "Scratch": "scratch",
+    "build": "build", "BuildResult": "build",
+    "inspect_image": "images", "image_contains": "images", "ImageInfo": "images",
+    "smoke_test": "smoke", "SmokeResult": "smoke",
+    "record": "results", "record_build": "results", "load_results": "results", "Record": "results",
+    "run_checks": "checks", "report": "checks",
+    "cleanup": "cleanup",
+    "plot_layers": "plots", "plot_rebuild": "plots",
+    "fmt_bytes": "units", "fmt_seconds": "units",
+    "dockerfile": "steps", "show_dockerfile": "steps", "base_of": "steps", "build_step": "steps",
+    "image_tag": "steps", "describe_base": "steps",
+    "run_in_image": "probe", "python_modules_in": "probe",
+}
+_RENAMED = {"load_results": "load"}
+
+__all__ = ["BuildError", "CommandError", "EngineError", "InputError", "LabError", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'basecamp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"basecamp.{module}"), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value

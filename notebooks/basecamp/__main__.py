@@ -1,0 +1,77 @@
+"""`python -m basecamp prepare | check | clean | poetry-env` — what `./lab` runs under the hood."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+
+from basecamp.errors import LabError
+
+
+def prepare() -> None:
+    """Engine up, base images present (pulled or stand-ins), BuildKit found. Idempotent."""
+    from basecamp import bases, engine
+    from basecamp.units import fmt_bytes
+
+    started = time.perf_counter()
+    status = engine.ensure_engine()
+    print(f"engine: Docker {status.server_version} ({status.how}), data in {status.root_dir}")
+    for b in bases.ensure_bases(progress=lambda msg: print(f"  {msg}", flush=True)):
+        print(f"base: {b.tag} — {b.source}, {fmt_bytes(b.size_bytes)} ({b.seconds:.1f} s)")
+    cli = engine.buildkit_cli()
+    print(f"builder: {cli.description if cli else 'classic builder (no BuildKit CLI found)'}")
+    print(f"prepared in {time.perf_counter() - started:.1f} s")
+
+
+def check() -> int:
+    from basecamp import checks
+
+    return 0 if checks.report(checks.run_checks()) else 1
+
+
+def clean(include_bases: bool) -> None:
+    from basecamp.cleanup import cleanup
+    from basecamp.units import fmt_bytes
+
+    rep = cleanup(include_bases=include_bases)
+    print(f"removed {len(rep.containers)} containers and {len(rep.images)} images ({fmt_bytes(rep.reclaimed_bytes)})")
+    if rep.kept_bases:
+        print(f"kept the base images {', '.join(rep.kept_bases)} (use --bases to remove them too)")
+
+
+def poetry_env() -> None:
+    """Print `export` lines for the host's Poetry (index mirror, CA bundle) for `eval` in ./lab."""
+    from basecamp import index
+
+    for key, value in index.poetry_env(index.index_settings()).items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m basecamp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("prepare", help="start the engine and make sure the base images exist")
+    sub.add_parser("check", help="print the setup checks")
+    clean_p = sub.add_parser("clean", help="remove the lab's containers and images, and nothing else")
+    clean_p.add_argument("--bases", action="store_true", help="remove the stand-in base images too")
+    sub.add_parser("poetry-env", help="print the environment the host's Poetry needs, as export lines")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "prepare":
+            prepare()
+        elif args.command == "check":
+            return check()
+        elif args.command == "clean":
+            clean(args.bases)
+        else:
+            poetry_env()
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

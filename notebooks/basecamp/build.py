@@ -1,0 +1,294 @@
+"""Build an image with BuildKit (through the docker CLI), timed, with live progress and parsed steps.
+
+The docker SDK cannot drive BuildKit (docker/docker-py#2230), so `build()` runs the CLI that
+`engine.buildkit_cli()` found with `--progress=plain` and reads its output line by line. Without
+such a CLI it falls back to the SDK's classic builder and says so in `BuildResult.builder`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from basecamp import config
+from basecamp.display import BuildDisplay, make_display
+from basecamp.errors import BuildError, CommandError, InputError
+from basecamp.progress import ClassicParser, ProgressParser, Step
+
+CLASSIC_BUILDER = "classic builder (docker SDK fallback)"
+#: How long an interrupted CLI gets to cancel its build (SIGINT), then to stop (SIGTERM).
+INTERRUPT_GRACE_S = (10.0, 5.0)
+#: Log lines of the failing step (and of BuildKit's error summary) a BuildError message shows.
+ERROR_TAIL = 20
+
+_EXIT_CODE = re.compile(r"(?:exit code:|non-zero code:)\s*(\d+)")
+_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*\S+(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass
+class BuildResult:
+    """One finished build: what was built, how long it took, and every Dockerfile step's outcome."""
+
+    tag: str
+    image_id: str
+    dockerfile: Path
+    context: Path
+    #: The CLI's description (engine.BuildCLI.description), or CLASSIC_BUILDER.
+    builder: str
+    #: Seconds around the whole CLI run (time.perf_counter).
+    wall_s: float
+    #: Dockerfile steps in Dockerfile order (stage by stage, then k of k/n).
+    steps: list[Step]
+    #: Everything the build printed.
+    log: str
+    #: ISO 8601, UTC, when the build started.
+    started_at: str
+    target: str | None = None
+    #: BuildKit's own vertices ("[internal] load build context", "exporting to image", ...).
+    internal_steps: list[Step] = field(default_factory=list)
+
+    @property
+    def cached_steps(self) -> list[Step]:
+        """Steps whose layer came from the cache (FROM steps are never counted: they build no layer)."""
+        return [s for s in self.steps if s.status == "cached" and not s.is_from]
+
+    @property
+    def ran_steps(self) -> list[Step]:
+        """Steps that executed in this build (FROM steps excluded)."""
+        return [s for s in self.steps if s.status == "done" and not s.is_from]
+
+    def step_matching(self, substring: str) -> Step | None:
+        """The first step whose name contains `substring` (exact case first, then ignoring case)."""
+        for s in self.steps:
+            if substring in s.name:
+                return s
+        folded = substring.casefold()
+        return next((s for s in self.steps if folded in s.name.casefold()), None)
+
+    def summary(self) -> str:
+        """One line: tag, time, cached/ran counts, builder."""
+        from basecamp.display import summary_line
+
+        return summary_line(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly (paths as strings, steps as dicts, the log left out)."""
+        data = asdict(self)
+        data.pop("log")
+        data["dockerfile"], data["context"] = str(self.dockerfile), str(self.context)
+        data["cached"], data["ran"] = len(self.cached_steps), len(self.ran_steps)
+        return data
+
+
+def dockerfile_stages(text: str) -> list[str]:
+    """Stage names in file order, as BuildKit prints them: the `AS` name, else "stage-<i>"."""
+    return [m[1] or f"stage-{i}" for i, m in enumerate(_FROM.finditer(text))]
+
+
+def order_steps(steps: list[Step], dockerfile_text: str = "") -> list[Step]:
+    """Dockerfile order: by stage position in the file (unknown stages last, as seen), then index."""
+    rank = {name: i for i, name in enumerate(dockerfile_stages(dockerfile_text))}
+    seen: dict[str | None, int] = {}
+    for s in steps:
+        seen.setdefault(s.stage, len(seen))
+
+    def key(s: Step) -> tuple[int, int, int, int]:
+        stage_rank = 0 if s.stage is None else rank.get(s.stage, len(rank) + seen[s.stage])
+        return (stage_rank, s.index or 0, s.vertex, 0)
+
+    return sorted(steps, key=key)
+
+
+def _step_exit_code(*texts: str | None) -> int | None:
+    for text in texts:
+        if text and (m := _EXIT_CODE.search(text)) is not None:
+            return int(m[1])
+    return None
+
+
+def _error_output(failed: Step | None, error_message: str | None, trailer: list[str]) -> str:
+    """What a BuildError shows: the failing step's last log lines, BuildKit's error and its summary."""
+    lines: list[str] = []
+    if failed is not None:
+        lines.append(f"{failed.name}:")
+        lines += [f"  {line}" for line in failed.log[-ERROR_TAIL:]]
+    if error_message:
+        lines.append(f"ERROR: {error_message}")
+    if trailer:
+        lines.append("")
+        lines += trailer[-ERROR_TAIL:]
+    return "\n".join(lines)
+
+
+def _attach(err: BuildError, *, step_exit_code: int | None, log: str, steps: list[Step]) -> BuildError:
+    """A BuildError also carries the failing command's own exit code, the full log and the steps."""
+    err.step_exit_code = step_exit_code  # type: ignore[attr-defined]
+    err.log = log  # type: ignore[attr-defined]
+    err.steps = steps  # type: ignore[attr-defined]
+    return err
+
+
+def build(
+    dockerfile: Path,
+    context: Path,
+    tag: str,
+    *,
+    target: str | None = None,
+    build_args: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    no_cache: bool = False,
+    display: BuildDisplay | str | None = None,
+) -> BuildResult:
+    """Build `dockerfile` with `context`, tag it `tag`, label it as the lab's; return what happened.
+
+    `display`: a BuildDisplay, a mode name for `display.make_display`, or None for the default.
+    Raises BuildError (failing step, the CLI's exit status as `returncode`, the step's own exit
+    code as `.step_exit_code`, the full output as `.log`) when the build fails. Ctrl-C / kernel
+    interrupt cancels the build, waits for the CLI to exit, and re-raises KeyboardInterrupt.
+    """
+    from basecamp import engine
+
+    dockerfile, context = Path(dockerfile), Path(context)
+    if not dockerfile.is_file():
+        raise InputError(f"build: dockerfile {dockerfile} does not exist")
+    if not context.is_dir():
+        raise InputError(f"build: context {context} is not a folder")
+    if not tag or any(c.isspace() for c in tag):
+        raise InputError(f"build: tag {tag!r} must be a non-empty name without spaces")
+    all_labels = {**config.lab_labels(), **(labels or {})}
+    shown = display if display is not None and not isinstance(display, str) else make_display(display)
+    cli = engine.buildkit_cli()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    shown.start(None, tag)
+    try:
+        if cli is None:
+            result = _build_classic(engine.client(), dockerfile, context, tag, target, build_args or {},
+                                    all_labels, no_cache, shown, started_at)
+        else:
+            result = _build_cli(cli, dockerfile, context, tag, target, build_args or {}, all_labels,
+                                no_cache, shown, started_at)
+    except BaseException as exc:
+        shown.finish(None, exc)
+        raise
+    shown.finish(result)
+    return result
+
+
+def cli_argv(cli_argv_prefix: list[str], dockerfile: Path, context: Path, tag: str, iidfile: Path, *,
+             target: str | None, build_args: dict[str, str], labels: dict[str, str], no_cache: bool) -> list[str]:
+    """The full BuildKit command line."""
+    argv = [*cli_argv_prefix, "--progress=plain", "--iidfile", str(iidfile), "-f", str(dockerfile), "-t", tag]
+    for key, value in labels.items():
+        argv += ["--label", f"{key}={value}"]
+    for key, value in build_args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    if target:
+        argv += ["--target", target]
+    if no_cache:
+        argv.append("--no-cache")
+    return [*argv, str(context)]
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Cancel the CLI like Ctrl-C in a terminal would, then escalate; never leave it running."""
+    for sig, grace in ((signal.SIGINT, INTERRUPT_GRACE_S[0]), (signal.SIGTERM, INTERRUPT_GRACE_S[1])):
+        if proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    proc.kill()
+    proc.wait()
+
+
+def _build_cli(cli: Any, dockerfile: Path, context: Path, tag: str, target: str | None,
+               build_args: dict[str, str], labels: dict[str, str], no_cache: bool,
+               shown: BuildDisplay, started_at: str) -> BuildResult:
+    parser = ProgressParser()
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="annapurna-build-") as tmp:
+        iidfile = Path(tmp) / "iid"
+        argv = cli_argv(list(cli.argv), dockerfile, context, tag, iidfile, target=target,
+                        build_args=build_args, labels=labels, no_cache=no_cache)
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                text=True, errors="replace", bufsize=1, env={**os.environ, **cli.env},
+                start_new_session=True,  # a terminal's Ctrl-C reaches us only; _stop() forwards it
+            )
+        except OSError as exc:
+            raise CommandError(argv, 127, str(exc), "is the docker CLI installed?") from exc
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                for event in parser.feed(line):
+                    shown.on_event(event)
+            returncode = proc.wait()
+        except BaseException:
+            _stop(proc)
+            raise
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+        wall_s = time.perf_counter() - t0
+        log = "".join(lines)
+        text = dockerfile.read_text(errors="replace")
+        steps = order_steps(parser.steps, text)
+        if returncode != 0:
+            failed = parser.failed_step()
+            err = BuildError(argv, returncode, _error_output(failed, parser.error_message, parser.trailer),
+                             parser.failed_name)
+            raise _attach(err, step_exit_code=_step_exit_code(parser.error_message, *parser.trailer[::-1]),
+                          log=log, steps=steps)
+        image_id = iidfile.read_text().strip() if iidfile.exists() else (parser.image_id or "")
+    return BuildResult(tag, image_id, dockerfile, context, cli.description or " ".join(cli.argv), wall_s,
+                       steps, log, started_at, target, parser.internal)
+
+
+def _build_classic(dk: Any, dockerfile: Path, context: Path, tag: str, target: str | None,
+                   build_args: dict[str, str], labels: dict[str, str], no_cache: bool,
+                   shown: BuildDisplay, started_at: str) -> BuildResult:
+    parser = ClassicParser()
+    command = ["docker-sdk", "build", "-f", str(dockerfile), "-t", tag, *(["--target", target] if target else []),
+               *(["--no-cache"] if no_cache else []), str(context)]
+    t0 = time.perf_counter()
+    chunks: Iterator[dict[str, Any]] = dk.api.build(
+        path=str(context), dockerfile=str(dockerfile.resolve()), tag=tag, labels=labels, buildargs=build_args,
+        target=target, nocache=no_cache, rm=True, forcerm=True, decode=True,
+    )
+    try:
+        for chunk in chunks:
+            for event in parser.feed(chunk):
+                shown.on_event(event)
+        for event in parser.close():
+            shown.on_event(event)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # on an interrupt: drop the stream, the engine stops the build
+    wall_s = time.perf_counter() - t0
+    log = "".join(parser.text)
+    steps = order_steps(parser.steps, dockerfile.read_text(errors="replace"))
+    if parser.error is not None:
+        failed = parser.failed_step()
+        code = parser.error_code if parser.error_code is not None else _step_exit_code(parser.error)
+        err = BuildError(command, code or 1, _error_output(failed, parser.error, []),
+                         failed.name if failed else None)
+        raise _attach(err, step_exit_code=code, log=log, steps=steps)
+    image_id = dk.images.get(tag).id
+    return BuildResult(tag, image_id, dockerfile, context, CLASSIC_BUILDER, wall_s, steps, log, started_at,
+                       target, [])

@@ -1,0 +1,52 @@
+"""Where things live and what the lab calls them. One place, so nothing is spelled twice."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cache
+from pathlib import Path
+
+#: The checkout: the folder holding pyproject.toml, README.md and notebooks/.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+DOCKERFILES_DIR = REPO_ROOT / "dockerfiles"
+
+#: Git-ignored working folder: engine logs, scratch copies, results. Override with ANNAPURNA_HOME.
+LAB_HOME = Path(os.environ.get("ANNAPURNA_HOME", REPO_ROOT / ".lab"))
+SCRATCH_DIR = LAB_HOME / "scratch"
+RESULTS_FILE = LAB_HOME / "results" / "results.jsonl"
+
+#: Every image, container and build-cache entry the lab creates carries this label;
+#: cleanup removes only objects that carry it.
+LAB_LABEL = "org.annapurna.lab"
+LAB_LABEL_VALUE = "1"
+#: Images are tagged annapurna-lab/<step>:<tag> so `docker images` groups them.
+IMAGE_REPO_PREFIX = "annapurna-lab"
+
+#: The bases the step Dockerfiles name, as the article's readers pull them (moved to bookworm).
+FULL_BASE = "python:3.11-bookworm"
+SLIM_BASE = "python:3.11-slim-bookworm"
+#: Labels a stand-in base carries instead of being the real thing.
+STANDIN_LABEL = "org.annapurna.standin"
+STANDIN_FOR_LABEL = "org.annapurna.standin-for"
+
+#: The files of the app that go into a build context (the article copies exactly these).
+APP_FILES = ("pyproject.toml", "poetry.lock", "README.md", "annapurna")
+
+
+@cache
+def project_settings() -> dict[str, str]:
+    """The `[tool.annapurna]` table of pyproject.toml (pinned Poetry and plugin versions)."""
+    with (REPO_ROOT / "pyproject.toml").open("rb") as fh:
+        return dict(tomllib.load(fh)["tool"]["annapurna"])
+
+
+def poetry_version() -> str:
+    """The Poetry version the host and every pinned step use."""
+    return project_settings()["poetry-version"]
+
+
+def lab_labels(**extra: str) -> dict[str, str]:
+    """The labels for an object the lab creates, plus any extra ones."""
+    return {LAB_LABEL: LAB_LABEL_VALUE, **extra}

@@ -1,0 +1,92 @@
+"""The results file: one JSON line per measurement, so later notebooks can compare steps.
+
+Appends take an exclusive lock and write whole lines, so two kernels never interleave.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from basecamp import config
+
+if TYPE_CHECKING:
+    from basecamp.build import BuildResult
+    from basecamp.images import ImageInfo
+
+
+@dataclass(frozen=True)
+class Record:
+    """One measurement of one step in one scenario ("cold", "code-change", ...)."""
+
+    step: str
+    scenario: str
+    wall_s: float | None = None
+    size_bytes: int | None = None
+    compressed_bytes: int | None = None
+    cached_steps: int | None = None
+    ran_steps: int | None = None
+    builder: str = ""
+    base: str = ""
+    image_id: str = ""
+    recorded_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def record(rec: Record, path: Path | None = None) -> Record:
+    """Append `rec` to the results file (created with its folder when missing)."""
+    path = path or config.RESULTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(asdict(rec), sort_keys=True) + "\n"
+    with path.open("a", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return rec
+
+
+def load(step: str | None = None, path: Path | None = None) -> list[Record]:
+    """Every record (of `step`, when given), oldest first. Unreadable lines are skipped."""
+    path = path or config.RESULTS_FILE
+    if not path.exists():
+        return []
+    known = {f.name for f in fields(Record)}
+    out: list[Record] = []
+    with path.open(encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        try:
+            lines = fh.readlines()
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    for line in lines:
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        rec = Record(**{k: v for k, v in data.items() if k in known})
+        if step is None or rec.step == step:
+            out.append(rec)
+    return out
+
+
+def record_build(step: str, scenario: str, build: BuildResult, image: ImageInfo | None = None) -> Record:
+    """Record one build (and, when given, its image's sizes) under `step` and `scenario`."""
+    base = ""
+    if image is not None:
+        standin = image.labels.get(config.STANDIN_LABEL) == "true"
+        base = f"{image.base_ref or '?'}{' (stand-in)' if standin else ''}"
+    return record(Record(
+        step=step, scenario=scenario, wall_s=round(build.wall_s, 3),
+        size_bytes=image.size_bytes if image else None,
+        compressed_bytes=image.compressed_bytes if image else None,
+        cached_steps=len(build.cached_steps), ran_steps=len(build.ran_steps),
+        builder=build.builder, base=base, image_id=build.image_id,
+    ))

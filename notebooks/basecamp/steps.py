@@ -1,0 +1,98 @@
+"""The step Dockerfiles: find one by its number, show it, and say which base it builds on."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from basecamp import config
+from basecamp.errors import InputError
+
+if TYPE_CHECKING:
+    from basecamp.build import BuildResult
+    from basecamp.scratch import Scratch
+
+#: Label naming the step an image was built from.
+STEP_LABEL = "org.annapurna.step"
+
+_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One `FROM` of a Dockerfile: the image it starts from and its stage name, if any."""
+
+    base: str
+    name: str | None
+
+
+def dockerfile(step: str) -> Path:
+    """The Dockerfile of a step, by number or name: "1", "01", "01-naive" -> dockerfiles/01-naive.Dockerfile."""
+    key = step.strip()
+    if key.isdigit():
+        key = f"{int(key):02d}-"
+    found = sorted(p for p in config.DOCKERFILES_DIR.glob("*.Dockerfile") if p.name.startswith(key))
+    if len(found) != 1:
+        known = ", ".join(p.stem for p in sorted(config.DOCKERFILES_DIR.glob("*.Dockerfile")))
+        raise InputError(f"unknown step {step!r}: known steps are {known}")
+    return found[0]
+
+
+def step_name(step: str) -> str:
+    """The canonical step name, e.g. "01-naive"."""
+    return dockerfile(step).stem
+
+
+def image_tag(step: str, label: str = "latest") -> str:
+    """The tag the lab gives a step's image: annapurna-lab/01-naive:<label>."""
+    return f"{config.IMAGE_REPO_PREFIX}/{step_name(step)}:{label}"
+
+
+def stages(path: Path) -> list[Stage]:
+    """The `FROM` lines of a Dockerfile, in order."""
+    return [Stage(m.group(1), m.group(2)) for m in _FROM.finditer(path.read_text())]
+
+
+def base_of(step: str) -> str:
+    """The image the step's *final* stage starts from (where its runtime layers sit)."""
+    names = {}
+    final = None
+    for st in stages(dockerfile(step)):
+        final = names.get(st.base, st.base)
+        if st.name:
+            names[st.name] = final
+    if final is None:
+        raise InputError(f"{dockerfile(step)} has no FROM line")
+    return final
+
+
+def show_dockerfile(step: str) -> None:
+    """Display a step's Dockerfile, highlighted in JupyterLab and plain in a terminal."""
+    path = dockerfile(step)
+    try:
+        from IPython.display import Code, display
+
+        display(Code(path.read_text(), language="docker"))
+    except ImportError:
+        print(path.read_text())
+
+
+def build_step(step: str, app: Scratch, label: str = "latest", *, no_cache: bool = False,
+               target: str | None = None) -> BuildResult:
+    """Build a step's Dockerfile with a scratch copy of the app as context, tagged for the lab."""
+    from basecamp.build import build
+
+    return build(dockerfile(step), app.path, image_tag(step, label), target=target, no_cache=no_cache,
+                 labels={STEP_LABEL: step_name(step)})
+
+
+def describe_base(tag: str) -> str:
+    """Say what a base image really is: the official image, or a stand-in built here."""
+    from basecamp import engine
+
+    labels = engine.client().images.get(tag).labels or {}
+    if labels.get(config.STANDIN_LABEL) == "true":
+        return f"{tag} (stand-in built from Debian packages: no registry answered on this machine)"
+    return f"{tag} (official image)"

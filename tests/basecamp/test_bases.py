@@ -1,0 +1,255 @@
+"""basecamp.bases: apt sources, stand-in recipes, and the two base images themselves."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from basecamp import bases, config
+from basecamp.bases import DebianMirror, HostInputs
+from basecamp.errors import InputError, LabError
+from basecamp.index import IndexSettings, default_index_url
+
+DEB822 = """\
+Types: deb
+# a comment inside the stanza
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main contrib
+
+Types: deb deb-src
+URIs: http://other.example/debian
+Suites: trixie
+Components:
+ main
+Enabled: no
+"""
+
+ONE_LINE = """\
+# comment
+deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] http://old.example/debian bullseye main contrib
+deb-src http://old.example/debian bullseye main
+deb http://ports.example/ubuntu noble main universe  # trailing comment
+"""
+
+
+def test_parse_deb822() -> None:
+    entries = bases.parse_deb822(DEB822)
+    assert len(entries) == 3
+    first, security, disabled = entries
+    assert first.types == ["deb"] and first.uris == ["http://mirror.example/debian"]
+    assert first.suites == ["bookworm", "bookworm-updates"] and first.components == ["main"]
+    assert first.options["signed-by"] == "/usr/share/keyrings/debian-archive-keyring.gpg"
+    assert security.components == ["main", "contrib"]
+    assert disabled.components == ["main"] and not disabled.enabled
+
+
+def test_parse_one_line() -> None:
+    entries = bases.parse_one_line(ONE_LINE)
+    assert [e.types for e in entries] == [["deb"], ["deb-src"], ["deb"]]
+    assert entries[0].options == {"arch": "amd64", "signed-by": "/usr/share/keyrings/x.gpg"}
+    assert entries[0].uris == ["http://old.example/debian"] and entries[0].suites == ["bullseye"]
+    assert entries[0].components == ["main", "contrib"]
+    assert entries[2].components == ["main", "universe"]
+
+
+def test_apt_sources_reads_both_formats(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text(ONE_LINE)
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(DEB822)
+    (tmp_path / "sources.list.d" / "extra.list").write_text("deb http://extra.example/debian sid main\n")
+    (tmp_path / "sources.list.d" / "off.list.disabled").write_text("deb http://no.example/debian sid main\n")
+    uris = [e.uris[0] for e in bases.apt_sources(tmp_path)]
+    assert uris == [
+        "http://old.example/debian", "http://old.example/debian", "http://ports.example/ubuntu",
+        "http://extra.example/debian", "http://mirror.example/debian", "http://mirror.example/debian-security",
+    ]  # fmt: skip
+
+
+def test_debian_mirror_prefers_the_suite_itself() -> None:
+    entries = bases.parse_one_line(ONE_LINE) + bases.parse_deb822(DEB822)
+    assert bases.debian_mirror(entries, "bookworm") == DebianMirror("http://mirror.example/debian", "bookworm")
+
+
+def test_debian_mirror_falls_back_to_another_debian_suite() -> None:
+    entries = bases.parse_one_line(ONE_LINE)
+    assert bases.debian_mirror(entries, "bookworm") == DebianMirror("http://old.example/debian", "bookworm")
+
+
+def test_debian_mirror_none_on_ubuntu_only() -> None:
+    entries = bases.parse_one_line("deb http://ports.example/ubuntu noble main\n")
+    with pytest.raises(LabError, match="No Debian archive"):
+        bases.debian_mirror(entries, "bookworm")
+
+
+def test_parse_apt_config_dump() -> None:
+    text = 'Acquire::Check-Valid-Until "false";\nAcquire::Retries "3";\nAcquire::Check-Date "false";\n'
+    assert bases.parse_apt_config_dump(text) == {"Acquire::Check-Valid-Until": "false", "Acquire::Check-Date": "false"}
+
+
+def test_tag_parts() -> None:
+    assert bases.suite_of(config.SLIM_BASE) == bases.suite_of(config.FULL_BASE) == "bookworm"
+    assert bases.python_of(config.FULL_BASE) == bases.python_of(config.SLIM_BASE) == "3.11"
+
+
+def inputs(**index: object) -> HostInputs:
+    settings = IndexSettings(**{"url": "https://idx.example/simple", "needs_mirror": True, "ca_bundle": None, **index})  # type: ignore[arg-type]
+    return HostInputs(
+        mirror=DebianMirror("http://mirror.example/debian", "bookworm"),
+        index=settings,
+        ca_bundle_sha256="ab" * 32,
+        apt_options={"Acquire::Check-Valid-Until": "false"},
+        plugin_version="0.6.5",
+    )
+
+
+def test_recipe_hash_is_stable_and_tracks_its_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = inputs()
+    slim, full = bases.recipe_hash("slim", base), bases.recipe_hash("full", base)
+    assert slim == bases.recipe_hash("slim", inputs()) and full == bases.recipe_hash("full", inputs())
+    assert len(slim) == 64 and slim != full
+    other_ca = dataclasses.replace(base, ca_bundle_sha256="cd" * 32)
+    assert bases.recipe_hash("slim", other_ca) != slim and bases.recipe_hash("full", other_ca) != full
+    assert bases.recipe_hash("slim", inputs(needs_mirror=False)) != slim
+    assert bases.recipe_hash("slim", dataclasses.replace(base, apt_options={})) != slim
+    monkeypatch.setattr(bases, "FULL_PACKAGES", (*bases.FULL_PACKAGES, "libfoo-dev"))
+    assert bases.recipe_hash("slim", base) == slim and bases.recipe_hash("full", base) != full
+    with pytest.raises(InputError):
+        bases.recipe_hash("medium", base)
+
+
+def test_standin_env_refuses_credentials() -> None:
+    settings = IndexSettings("https://user:s3cret@idx.example/simple", True, None)
+    with pytest.raises(InputError) as err:
+        bases.standin_env(settings, ca_bundle=True)
+    assert "s3cret" not in str(err.value)
+    assert "secret" in str(err.value)  # points at build secrets
+    with pytest.raises(InputError):
+        bases.slim_dockerfile(inputs(url="https://user:s3cret@idx.example/simple"))
+
+
+def test_standin_env() -> None:
+    env = bases.standin_env(IndexSettings("https://idx.example/simple", True, None), ca_bundle=True)
+    assert env["SSL_CERT_FILE"] == env["REQUESTS_CA_BUNDLE"] == bases.IMAGE_CA_BUNDLE
+    assert env["PIP_INDEX_URL"] == env["POETRY_PYPI_MIRROR_URL"] == "https://idx.example/simple"
+    plain = bases.standin_env(IndexSettings(default_index_url(), False, None), ca_bundle=False)
+    assert plain == {"LANG": "C.UTF-8"}
+
+
+def test_dockerfiles() -> None:
+    slim = bases.slim_dockerfile(inputs())
+    assert "# syntax" not in slim and "FROM scratch" in slim
+    plugin = f"poetry-plugin-pypi-mirror=={config.project_settings()['poetry-mirror-plugin']}"
+    assert plugin in slim and 'CMD ["python3"]' in slim
+    assert "poetry-plugin-pypi-mirror" not in bases.slim_dockerfile(inputs(needs_mirror=False))
+    full = bases.full_dockerfile("sha256:abc")
+    assert full.startswith("FROM sha256:abc\n") and "# syntax" not in full
+    assert "build-essential" in full and "rm -rf /var/lib/apt/lists/*" in full
+
+
+def test_standin_labels() -> None:
+    labels = bases.standin_labels("full", "f" * 64)
+    assert labels[config.STANDIN_LABEL] == "true"
+    assert labels[config.STANDIN_FOR_LABEL] == config.FULL_BASE
+    assert labels[config.LAB_LABEL] == config.LAB_LABEL_VALUE
+    assert labels[bases.RECIPE_LABEL] == "f" * 64
+    assert config.FULL_BASE in labels[bases.DESCRIPTION_LABEL]
+
+
+def test_prepare_rootfs_trims_and_installs_trust_store(tmp_path: Path) -> None:
+    root = tmp_path / "rootfs"
+    for folder in ("usr/lib/python3.11", "etc/dpkg/dpkg.cfg.d", "etc/apt/apt.conf.d", "etc/ssl/certs",
+                   "usr/local/share/ca-certificates", "var/lib/apt/lists", "var/cache/apt/archives",
+                   "usr/share/doc/pkg", "usr/share/locale/de", "dev", "debootstrap"):  # fmt: skip
+        (root / folder).mkdir(parents=True)
+    (root / "usr/lib/python3.11/EXTERNALLY-MANAGED").write_text("x")
+    (root / "var/lib/apt/lists/some_Packages").write_text("x")
+    (root / "var/cache/apt/archives/a.deb").write_text("x")
+    (root / "usr/share/doc/pkg/README").write_text("x")
+    (root / "usr/share/locale/locale.alias").write_text("x")
+    (root / "etc/resolv.conf").write_text("nameserver 10.0.0.1\n")
+    bundle = tmp_path / "host.crt"
+    bundle.write_text("HOST PEM")
+    host = inputs(ca_bundle=bundle)
+    bases._prepare_rootfs(root, host)
+    assert not (root / "usr/lib/python3.11/EXTERNALLY-MANAGED").exists()
+    assert (root / "etc/ssl/certs/ca-certificates.crt").read_text() == "HOST PEM"
+    assert "Check-Valid-Until" in (root / "etc/apt/apt.conf.d/99annapurna-host").read_text()
+    assert list((root / "var/lib/apt/lists").iterdir()) == [root / "var/lib/apt/lists/partial"]
+    assert not (root / "var/cache/apt/archives/a.deb").exists()
+    assert not (root / "usr/share/doc/pkg").exists() and not (root / "usr/share/locale/de").exists()
+    assert (root / "usr/share/locale/locale.alias").exists()
+    assert not (root / "etc/resolv.conf").exists() and not (root / "debootstrap").exists()
+
+
+def test_this_machines_mirror_is_read_at_run_time() -> None:
+    if not Path("/etc/apt").is_dir():
+        pytest.skip("not a Debian-like machine")
+    mirror = bases.debian_mirror(bases.apt_sources(), "bookworm")
+    assert mirror.url.startswith(("http://", "https://")) and mirror.suite == "bookworm"
+
+
+# --- against the real engine ---------------------------------------------------------------------
+
+
+def run_in(tag: str, script: str) -> str:
+    from basecamp.engine import client
+
+    out = client().containers.run(tag, ["sh", "-c", script], remove=True, labels=config.lab_labels())
+    return out.decode().strip()
+
+
+@pytest.mark.engine
+def test_ensure_bases_gives_both_bases() -> None:
+    from basecamp.engine import client, ensure_engine
+
+    ensure_engine()
+    found = bases.ensure_bases(progress=lambda msg: print(msg))
+    assert [b.tag for b in found] == [config.FULL_BASE, config.SLIM_BASE]
+    assert [b.kind for b in found] == ["full", "slim"]
+    dk = client()
+    interpreters = set()
+    for b in found:
+        image = dk.images.get(b.tag)
+        assert b.size_bytes == image.attrs["Size"] > 0
+        if b.is_standin:
+            labels = image.labels
+            assert labels[config.STANDIN_LABEL] == "true" and labels[config.STANDIN_FOR_LABEL] == b.tag
+            assert labels[config.LAB_LABEL] == config.LAB_LABEL_VALUE
+            assert labels[bases.RECIPE_LABEL] and labels[bases.DESCRIPTION_LABEL]
+            assert image.attrs["Config"]["Cmd"] == ["python3"]
+        assert run_in(b.tag, "python --version").startswith("Python 3.11")
+        assert "python 3.11" in run_in(b.tag, "pip --version")
+        assert run_in(b.tag, "command -v poetry || echo none") == "none"
+        assert run_in(b.tag, "ls /usr/lib/python3*/EXTERNALLY-MANAGED 2>/dev/null || echo none") == "none"
+        interpreters.add(run_in(b.tag, 'readlink -f "$(command -v python)"'))
+        if b.is_standin:
+            # pip may install into the system site-packages, offline, from a wheel the image has.
+            out = run_in(b.tag, "pip install --no-index --no-deps --force-reinstall /usr/share/python-wheels/setuptools-*.whl 2>&1")
+            assert "Successfully installed setuptools" in out, out
+            assert run_in(b.tag, "ls /var/lib/apt/lists | grep -v -x partial | wc -l") == "0"
+    assert len(interpreters) == 1, interpreters
+    full = found[0]
+    if full.is_standin:
+        assert run_in(full.tag, "gcc --version >/dev/null && git --version >/dev/null && echo ok") == "ok"
+        assert run_in(full.tag, "test -f /usr/include/python3.11/Python.h && echo ok") == "ok"
+
+
+@pytest.mark.engine
+def test_second_call_rebuilds_nothing() -> None:
+    bases.ensure_bases(progress=lambda msg: None)
+    started = time.monotonic()
+    again = bases.ensure_bases(progress=lambda msg: None)
+    assert time.monotonic() - started < 5
+    assert {b.source for b in again} <= {"present", "stand-in present"}
+    described = bases.describe_bases()
+    assert [(b.tag, b.source) for b in described] == [(b.tag, b.source) for b in again]

@@ -1,0 +1,375 @@
+"""build: the CLI driver (with a fake CLI, no engine) and real BuildKit / classic builds (engine)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import shutil
+import sys
+import tarfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import docker.errors
+import pytest
+from basecamp import config, engine
+from basecamp.build import (
+    CLASSIC_BUILDER,
+    BuildResult,
+    build,
+    cli_argv,
+    dockerfile_stages,
+    order_steps,
+)
+from basecamp.display import NullDisplay
+from basecamp.errors import BuildError, InputError
+from basecamp.progress import parse_header
+
+# Not `from basecamp import build`: the package's lazy export replaces that attribute with the function.
+build_mod = importlib.import_module("basecamp.build")
+DATA = Path(__file__).parent / "data"
+BUSYBOX = "annapurna-lab/test-busybox:latest"
+
+
+def ensure_busybox(dk) -> str:
+    """The tiny test base: a `docker import` of a rootfs holding only a static busybox."""
+    try:
+        dk.images.get(BUSYBOX)
+        return BUSYBOX
+    except docker.errors.ImageNotFound:
+        pass
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.fail("the engine tests need a static busybox on the host: apt-get install -y busybox-static")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for folder in ("bin", "tmp", "etc", "www"):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if folder == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(busybox, "bin/busybox")
+        for applet in ("sh", "echo", "cat", "sleep", "mkdir", "ls", "httpd", "dd", "head", "test", "true", "false", "wc"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        passwd = b"root:x:0:0:root:/root:/bin/sh\n"
+        info = tarfile.TarInfo("etc/passwd")
+        info.size = len(passwd)
+        tar.addfile(info, io.BytesIO(passwd))
+    dk.api.import_image(src=buf.getvalue(), repository=BUSYBOX.split(":")[0], tag="latest",
+                        changes=[f"LABEL {config.LAB_LABEL}={config.LAB_LABEL_VALUE}", "ENV PATH=/bin", 'CMD ["/bin/sh"]'])
+    return BUSYBOX
+
+
+# --- no engine: pieces ----------------------------------------------------------------------------
+
+
+def test_cli_argv():
+    argv = cli_argv(["/usr/bin/docker", "build"], Path("/d/Dockerfile"), Path("/ctx"), "annapurna-lab/s:1",
+                    Path("/tmp/iid"), target="runtime", build_args={"A": "1"}, labels={"org.annapurna.lab": "1"},
+                    no_cache=True)
+    assert argv == [
+        "/usr/bin/docker", "build", "--progress=plain", "--iidfile", "/tmp/iid", "-f", "/d/Dockerfile",
+        "-t", "annapurna-lab/s:1", "--label", "org.annapurna.lab=1", "--build-arg", "A=1",
+        "--target", "runtime", "--no-cache", "/ctx",
+    ]
+
+
+def test_dockerfile_stages_and_order():
+    text = (DATA / "multistage.Dockerfile").read_text()
+    assert dockerfile_stages(text) == ["builder", "other", "runtime"]
+    assert dockerfile_stages("FROM a\nRUN x\nFROM --platform=$X b AS final\nFROM c\n") == ["stage-0", "final", "stage-2"]
+    steps = [parse_header(v, n) for v, n in [
+        (1, "[runtime 2/3] COPY a b"), (2, "[other 2/2] RUN x"), (3, "[builder 3/5] COPY c d"),
+        (4, "[builder 2/5] WORKDIR /app"), (5, "[mystery 1/1] RUN y"),
+    ]]
+    assert [s.label for s in order_steps(steps, text)] == [
+        "[builder 2/5]", "[builder 3/5]", "[other 2/2]", "[runtime 2/3]", "[mystery 1/1]",
+    ]
+
+
+def _result(statuses: dict[str, str]) -> BuildResult:
+    steps = []
+    for i, (name, status) in enumerate(statuses.items(), 1):
+        s = parse_header(i, name)
+        s.status = status  # type: ignore[assignment]
+        steps.append(s)
+    return BuildResult("t", "sha256:x", Path("D"), Path("."), "b", 1.0, steps, "", "2024-01-01T00:00:00+00:00")
+
+
+def test_result_properties():
+    r = _result({"[1/4] FROM base": "cached", "[2/4] COPY pyproject.toml poetry.lock ./": "cached",
+                 "[3/4] RUN poetry install --no-root": "done", "[4/4] COPY annapurna ./annapurna": "done"})
+    assert [s.index for s in r.cached_steps] == [2]  # FROM is neither cached nor ran
+    assert [s.index for s in r.ran_steps] == [3, 4]
+    assert r.step_matching("poetry install").index == 3
+    assert r.step_matching("POETRY INSTALL").index == 3
+    assert r.step_matching("nothing like this") is None
+    d = r.as_dict()
+    assert d["cached"] == 1 and d["ran"] == 2 and "log" not in d
+    json.dumps(d)
+
+
+# --- no engine: the driver, with a fake BuildKit CLI ----------------------------------------------
+
+FAKE_CLI = textwrap.dedent("""
+    import os, sys, time
+    args = sys.argv[1:]
+    open(os.environ["FAKE_ARGV"], "w").write("\\n".join(args))
+    for line in open(os.environ["FAKE_LOG"]):
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+    rc = int(os.environ.get("FAKE_RC", "0"))
+    if rc == 0:
+        open(args[args.index("--iidfile") + 1], "w").write("sha256:" + "f" * 64)
+    sys.exit(rc)
+""")
+
+
+@pytest.fixture
+def fake_cli(tmp_path, monkeypatch):
+    script = tmp_path / "fake_docker.py"
+    script.write_text(FAKE_CLI)
+
+    def use(log: str, rc: int = 0, sleep: float = 0) -> Path:
+        argv_file = tmp_path / "argv.txt"
+        cli = engine.BuildCLI([sys.executable, str(script), "build"],
+                              {"FAKE_LOG": str(DATA / log), "FAKE_RC": str(rc), "FAKE_SLEEP": str(sleep),
+                               "FAKE_ARGV": str(argv_file)}, "fake BuildKit CLI")
+        monkeypatch.setattr(engine, "buildkit_cli", lambda: cli)
+        return argv_file
+
+    return use
+
+
+@pytest.fixture
+def context(tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("a\n")
+    return ctx
+
+
+def test_build_with_fake_cli(fake_cli, context, capsys):
+    argv_file = fake_cli("buildkit2010_partial.log")
+    r = build(DATA / "multistage.Dockerfile", context, "annapurna-lab/fake:1", labels={"org.annapurna.step": "5"},
+              display="plain")
+    assert r.image_id == "sha256:" + "f" * 64  # from --iidfile
+    assert r.builder == "fake BuildKit CLI"
+    assert [s.label for s in r.steps][:3] == ["[builder 2/5]", "[builder 3/5]", "[builder 4/5]"]
+    assert [s.label for s in r.cached_steps] == ["[builder 2/5]", "[other 2/2]"]
+    assert len(r.ran_steps) == 5
+    assert r.log == (DATA / "buildkit2010_partial.log").read_text()
+    assert r.wall_s > 0 and r.started_at.endswith("+00:00")
+    assert {s.name for s in r.internal_steps} >= {"exporting to image"}
+    argv = argv_file.read_text().splitlines()
+    assert "--progress=plain" in argv and argv[-1] == str(context)
+    assert "org.annapurna.lab=1" in argv and "org.annapurna.step=5" in argv
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 9 and out[-1].startswith("built annapurna-lab/fake:1 in ")
+
+
+def test_build_failure_with_fake_cli(fake_cli, context, capsys):
+    fake_cli("buildkit2010_failing.log", rc=1)
+    with pytest.raises(BuildError) as info:
+        build(DATA / "failing.Dockerfile", context, "annapurna-lab/fake:2", display="plain")
+    err = info.value
+    assert err.returncode == 1 and err.step_exit_code == 3
+    assert err.failed_step.startswith("[builder 4/4] RUN echo")
+    assert "about to fail" in str(err) and "exit code: 3" in str(err)
+    assert "failing instruction: [builder 4/4]" in str(err)
+    assert [s.status for s in err.steps if s.label == "[other 2/2]"] == ["canceled"]
+    assert capsys.readouterr().out.splitlines()[-1].startswith("FAILED at [builder 4/4] RUN echo")
+
+
+def test_buildx_failure_with_fake_cli(fake_cli, context):
+    fake_cli("buildx_synthetic_failing.log", rc=1)
+    with pytest.raises(BuildError) as info:
+        build(DATA / "failing.Dockerfile", context, "annapurna-lab/fake:3", display="none")
+    assert info.value.step_exit_code == 3 and info.value.failed_step.startswith("[builder 4/4]")
+
+
+class _InterruptOnFirstLog(NullDisplay):
+    def on_event(self, event):
+        if event.kind == "log":
+            raise KeyboardInterrupt
+
+
+def test_interrupt_stops_the_cli(fake_cli, context, monkeypatch):
+    fake_cli("buildkit2010_cold.log", sleep=60)
+    procs = []
+    real_popen = build_mod.subprocess.Popen
+
+    def popen(*args, **kwargs):
+        procs.append(real_popen(*args, **kwargs))
+        return procs[-1]
+
+    monkeypatch.setattr(build_mod.subprocess, "Popen", popen)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        build(DATA / "multistage.Dockerfile", context, "annapurna-lab/fake:4", display=_InterruptOnFirstLog())
+    assert procs and procs[0].poll() is not None  # no orphan
+    assert time.monotonic() - t0 < 20
+
+
+def test_bad_inputs(context, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        build(tmp_path / "nope", context, "a:b", display="none")
+    with pytest.raises(InputError, match="not a folder"):
+        build(DATA / "multistage.Dockerfile", tmp_path / "nope", "a:b", display="none")
+    with pytest.raises(InputError, match="tag"):
+        build(DATA / "multistage.Dockerfile", context, "a b", display="none")
+
+
+def test_classic_fallback_with_fake_client(monkeypatch, context):
+    chunks = [json.loads(line) for line in (DATA / "classic_cached.jsonl").read_text().splitlines()]
+    calls = {}
+
+    def api_build(**kwargs):
+        calls.update(kwargs)
+        return iter(chunks)
+
+    fake = SimpleNamespace(api=SimpleNamespace(build=api_build),
+                           images=SimpleNamespace(get=lambda tag: SimpleNamespace(id="sha256:classic")))
+    monkeypatch.setattr(engine, "buildkit_cli", lambda: None)
+    monkeypatch.setattr(engine, "client", lambda: fake)
+    r = build(DATA / "multistage.Dockerfile", context, "annapurna-lab/fake:5", display="none")
+    assert r.builder == CLASSIC_BUILDER and r.image_id == "sha256:classic"
+    assert calls["labels"] == config.lab_labels() and calls["decode"] is True
+    assert len(r.cached_steps) == 11 and r.ran_steps == []
+    assert r.step_matching("tick").index == 6
+
+
+def test_classic_fallback_failure_with_fake_client(monkeypatch, context):
+    chunks = [json.loads(line) for line in (DATA / "classic_failing.jsonl").read_text().splitlines()]
+    fake = SimpleNamespace(api=SimpleNamespace(build=lambda **kw: iter(chunks)))
+    monkeypatch.setattr(engine, "buildkit_cli", lambda: None)
+    monkeypatch.setattr(engine, "client", lambda: fake)
+    with pytest.raises(BuildError) as info:
+        build(DATA / "failing.Dockerfile", context, "annapurna-lab/fake:6", display="none")
+    assert info.value.returncode == 3 and info.value.step_exit_code == 3
+    assert info.value.failed_step.startswith("[builder 4/10] RUN echo")
+
+
+# --- engine ---------------------------------------------------------------------------------------
+
+APP_DOCKERFILE = f"""\
+FROM {BUSYBOX} AS builder
+WORKDIR /app
+COPY token.txt ./
+RUN cat token.txt > /app/built.txt && echo built it
+FROM {BUSYBOX}
+COPY --from=builder /app/built.txt /built.txt
+RUN echo runtime step && ls /built.txt
+"""
+
+
+@pytest.fixture(scope="module")
+def dk():
+    client = engine.client()  # raises EngineError: engine tests fail, never skip
+    ensure_busybox(client)
+    return client
+
+
+@pytest.fixture
+def project(tmp_path, dk):
+    """A Dockerfile (outside the context) and a context whose token makes the first build cold."""
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "token.txt").write_text(uuid.uuid4().hex)
+    (tmp_path / "Dockerfile").write_text(APP_DOCKERFILE)
+    tags: list[str] = []
+    yield SimpleNamespace(dockerfile=tmp_path / "Dockerfile", context=tmp_path / "ctx", tags=tags,
+                          tag=lambda name: tags.append(f"annapurna-lab/test-build-{name}:{uuid.uuid4().hex[:8]}") or tags[-1])
+    for tag in tags:
+        with contextlib.suppress(docker.errors.ImageNotFound):  # a failed build makes no image
+            dk.images.remove(tag, force=True)
+
+
+@pytest.mark.engine
+def test_buildkit_cold_then_cached(project, dk):
+    assert engine.buildkit_cli() is not None, "this machine is expected to have a BuildKit CLI"
+    tag = project.tag("cold")
+    cold = build(project.dockerfile, project.context, tag, labels={"org.annapurna.test": "yes"}, display="none")
+    assert cold.image_id == dk.images.get(tag).id
+    assert cold.step_matching("cat token.txt").status == "done"
+    assert cold.step_matching("cat token.txt").log == ["built it"]
+    assert len(cold.ran_steps) >= 2
+    labels = dk.images.get(tag).labels
+    assert labels[config.LAB_LABEL] == config.LAB_LABEL_VALUE and labels["org.annapurna.test"] == "yes"
+
+    warm = build(project.dockerfile, project.context, tag, labels={"org.annapurna.test": "yes"}, display="none")
+    assert warm.image_id == cold.image_id
+    assert warm.ran_steps == []
+    assert len(warm.cached_steps) == len([s for s in cold.steps if not s.is_from]) == 5
+    assert warm.wall_s < cold.wall_s + 5
+
+
+@pytest.mark.engine
+def test_buildkit_failure_names_the_run_and_exit_code(project):
+    project.dockerfile.write_text(f"FROM {BUSYBOX}\nRUN echo going down && exit 3\n")
+    with pytest.raises(BuildError) as info:
+        build(project.dockerfile, project.context, project.tag("fail"), display="none")
+    err = info.value
+    assert err.failed_step == "[2/2] RUN echo going down && exit 3"
+    assert err.step_exit_code == 3 and err.returncode != 0
+    assert "going down" in str(err) and "exit code: 3" in str(err)
+
+
+@pytest.mark.engine
+def test_buildkit_interrupt_leaves_no_cli_running(project, monkeypatch):
+    token = uuid.uuid4().hex
+    project.dockerfile.write_text(f"FROM {BUSYBOX}\nRUN echo start {token} && sleep 30 && echo never\n")
+    procs = []
+    real_popen = build_mod.subprocess.Popen
+    monkeypatch.setattr(build_mod.subprocess, "Popen", lambda *a, **k: procs.append(real_popen(*a, **k)) or procs[-1])
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        build(project.dockerfile, project.context, project.tag("interrupt"), display=_InterruptOnFirstLog())
+    assert procs[0].poll() is not None  # the CLI is gone...
+    assert time.monotonic() - t0 < 25
+    deadline = time.monotonic() + 15
+    while _processes_mentioning(token) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_mentioning(token) == []  # ...and BuildKit cancelled the RUN (same host: visible in /proc)
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in args and "pytest" not in args:
+            found.append(args)
+    return found
+
+
+@pytest.mark.engine
+def test_classic_fallback_for_real(project, dk, monkeypatch):
+    monkeypatch.setattr(engine, "buildkit_cli", lambda: None)
+    run = uuid.uuid4().hex
+    # The builder stage carries a label of this run, so its leftover image can be found afterwards.
+    labelled = APP_DOCKERFILE.replace("WORKDIR /app", f"LABEL org.annapurna.test-run={run}\nWORKDIR /app", 1)
+    project.dockerfile.write_text(labelled)
+    tag = project.tag("classic")
+    try:
+        cold = build(project.dockerfile, project.context, tag, display="none")
+        assert cold.builder == CLASSIC_BUILDER
+        assert cold.image_id == dk.images.get(tag).id
+        assert cold.step_matching("cat token.txt").status == "done"
+        assert dk.images.get(tag).labels[config.LAB_LABEL] == config.LAB_LABEL_VALUE
+        warm = build(project.dockerfile, project.context, tag, display="none")
+        assert warm.step_matching("cat token.txt").status == "cached"
+        assert warm.ran_steps == []
+        assert len(warm.cached_steps) == len([s for s in warm.steps if not s.is_from])
+    finally:
+        # The classic builder leaves the builder stage's image behind, untagged: remove it too.
+        leftovers = dk.images.list(filters={"dangling": True, "label": f"org.annapurna.test-run={run}"})
+        project.tags.extend(im.id for im in leftovers)

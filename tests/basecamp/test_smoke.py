@@ -1,0 +1,140 @@
+"""smoke: the HTTP probe (no engine) and smoke tests of a busybox httpd image (engine)."""
+
+from __future__ import annotations
+
+import http.server
+import importlib
+import socket
+import threading
+import uuid
+
+import pytest
+from basecamp import config, engine
+from basecamp.build import build
+from basecamp.errors import InputError
+from basecamp.smoke import smoke_test
+from test_build import BUSYBOX, ensure_busybox
+
+# Not `from basecamp import smoke`: the package's lazy exports may replace such attributes.
+smoke_mod = importlib.import_module("basecamp.smoke")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = 200 if self.path == "/health" else 404
+        body = b'{"status": "ok"}' if code == 200 else b"nope"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_get_statuses(monkeypatch):
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # must be ignored for 127.0.0.1
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        assert smoke_mod._get(f"http://127.0.0.1:{port}/health") == smoke_mod._Answer(200, '{"status": "ok"}')
+        assert smoke_mod._get(f"http://127.0.0.1:{port}/other") == smoke_mod._Answer(404, "nope")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    assert smoke_mod._get(f"http://127.0.0.1:{free}/health").status is None
+
+
+def test_path_must_be_absolute():
+    with pytest.raises(InputError):
+        smoke_test("whatever", path="health")
+
+
+# --- engine ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def httpd_image(tmp_path_factory):
+    """busybox httpd serving /www on port 8000 after a 1 s start-up delay; /health says ok."""
+    dk = engine.client()
+    ensure_busybox(dk)
+    root = tmp_path_factory.mktemp("httpd")
+    (root / "Dockerfile").write_text(
+        f"FROM {BUSYBOX}\nRUN mkdir -p /www && echo ok > /www/health\nEXPOSE 8000\n"
+        'CMD ["sh", "-c", "echo starting; sleep 1; exec httpd -f -v -p 8000 -h /www"]\n'
+    )
+    tag = f"annapurna-lab/test-httpd:{uuid.uuid4().hex[:8]}"
+    build(root / "Dockerfile", root, tag, display="none")
+    yield tag
+    dk.images.remove(tag, force=True)
+
+
+def _containers_of(image: str) -> list:
+    return engine.client().containers.list(all=True, filters={"ancestor": image})
+
+
+@pytest.mark.engine
+def test_smoke_ok(httpd_image):
+    r = smoke_test(httpd_image, timeout_s=30)
+    assert r.ok and r.status == 200 and r.body == "ok\n" and r.error == ""
+    assert isinstance(r.host_port, int) and r.url == f"http://127.0.0.1:{r.host_port}/health"
+    assert 0.9 < r.seconds_to_ready < 30  # the app sleeps 1 s before listening
+    assert "starting" in r.logs
+    assert _containers_of(httpd_image) == []
+    assert "HTTP 200" in r.summary()
+
+
+@pytest.mark.engine
+def test_smoke_published_on_loopback_only_and_labelled(httpd_image, monkeypatch):
+    seen = {}
+    real_get = smoke_mod._get
+
+    def spy(url):
+        if not seen:
+            (c,) = _containers_of(httpd_image)
+            seen["labels"] = c.labels
+            seen["ports"] = c.attrs["HostConfig"]["PortBindings"]
+        return real_get(url)
+
+    monkeypatch.setattr(smoke_mod, "_get", spy)
+    assert smoke_test(httpd_image, timeout_s=30).ok
+    assert seen["labels"][config.LAB_LABEL] == config.LAB_LABEL_VALUE
+    assert seen["ports"] == {"8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+
+
+@pytest.mark.engine
+def test_smoke_timeout_reports_last_status(httpd_image):
+    r = smoke_test(httpd_image, path="/missing", timeout_s=3)
+    assert not r.ok and r.status == 404 and "timed out" in r.error
+    assert _containers_of(httpd_image) == []
+
+
+@pytest.mark.engine
+def test_smoke_container_exits_early(httpd_image):
+    r = smoke_test(httpd_image, command=["sh", "-c", "echo config missing; exit 4"], timeout_s=20)
+    assert not r.ok and r.exit_code == 4 and "exited early" in r.error
+    assert "config missing" in r.logs
+    assert r.seconds_to_ready < 15
+    assert _containers_of(httpd_image) == []
+
+
+@pytest.mark.engine
+def test_smoke_interrupt_removes_container(httpd_image, monkeypatch):
+    def interrupt(url):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(smoke_mod, "_get", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        smoke_test(httpd_image, timeout_s=30)
+    assert _containers_of(httpd_image) == []
+
+
+@pytest.mark.engine
+def test_smoke_missing_image():
+    engine.client()  # an engine must answer: this test fails, never skips, without one
+    with pytest.raises(InputError, match="no image"):
+        smoke_test("annapurna-lab/does-not-exist:never")

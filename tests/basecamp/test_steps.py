@@ -1,0 +1,53 @@
+import re
+
+import pytest
+
+from basecamp import config, steps
+from basecamp.errors import InputError
+
+INSTRUCTION = re.compile(r"^(FROM|RUN|COPY|ADD|ENV|ARG|WORKDIR|ENTRYPOINT|CMD|EXPOSE|USER|LABEL|VOLUME)\b")
+DOCKERFILES = sorted(config.DOCKERFILES_DIR.glob("*.Dockerfile"))
+
+
+def test_steps_are_found_by_number_or_name() -> None:
+    assert steps.dockerfile("1") == steps.dockerfile("01") == steps.dockerfile("01-naive")
+    assert steps.step_name("1") == "01-naive"
+    assert steps.image_tag("1", "cold") == "annapurna-lab/01-naive:cold"
+
+
+def test_unknown_step_names_the_known_ones() -> None:
+    with pytest.raises(InputError, match="unknown step '99'.*01-naive"):
+        steps.dockerfile("99")
+
+
+def test_base_of_follows_stage_names(tmp_path, monkeypatch) -> None:
+    (tmp_path / "05-x.Dockerfile").write_text(
+        "FROM python:3.11-bookworm AS builder\nRUN true\nFROM python:3.11-slim-bookworm AS runtime\n"
+    )
+    (tmp_path / "06-y.Dockerfile").write_text("FROM python:3.11-bookworm AS base\nFROM base AS final\n")
+    monkeypatch.setattr(config, "DOCKERFILES_DIR", tmp_path)
+    assert steps.base_of("5") == "python:3.11-slim-bookworm"
+    assert steps.base_of("6") == "python:3.11-bookworm"
+
+
+def test_naive_step_builds_on_the_full_base() -> None:
+    assert steps.base_of("01") == config.FULL_BASE
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=[p.stem for p in DOCKERFILES])
+def test_dockerfiles_explain_themselves(path) -> None:
+    """Like astral-sh/uv-docker-example: a header saying what the step adds, a *why* per instruction."""
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("# Step "), "open with what this step is"
+    assert not any(line.startswith("# syntax=") for line in lines), "syntax lines need a registry"
+    for i, line in enumerate(lines):
+        if INSTRUCTION.match(line):
+            above = lines[i - 1].strip() if i else ""
+            assert above.startswith("#"), f"{path.name}:{i + 1} `{line}` has no comment saying why"
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=[p.stem for p in DOCKERFILES])
+def test_pinned_poetry_is_the_labs_poetry(path) -> None:
+    pins = re.findall(r"poetry==([0-9][^\s\"']*)", path.read_text())
+    pins += re.findall(r"POETRY_VERSION=([0-9][^\s\"']*)", path.read_text())
+    assert all(p == config.poetry_version() for p in pins), f"{path.name} pins {pins}, the lab pins {config.poetry_version()}"
