@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from basecamp import config
 from basecamp.errors import InputError
@@ -80,12 +80,15 @@ def show_dockerfile(step: str) -> None:
 
 
 def build_step(step: str, app: Scratch, label: str = "latest", *, no_cache: bool = False,
-               target: str | None = None) -> BuildResult:
-    """Build a step's Dockerfile with a scratch copy of the app as context, tagged for the lab."""
+               target: str | None = None, display: Any = None) -> BuildResult:
+    """Build a step's Dockerfile with a scratch copy of the app as context, tagged for the lab.
+
+    `display`: "widget", "plain", "none" or a display object; default from $ANNAPURNA_PROGRESS.
+    """
     from basecamp.build import build
 
     return build(dockerfile(step), app.path, image_tag(step, label), target=target, no_cache=no_cache,
-                 labels={STEP_LABEL: step_name(step)})
+                 labels={STEP_LABEL: step_name(step)}, display=display)
 
 
 def describe_base(tag: str) -> str:
