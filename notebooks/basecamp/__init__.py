@@ -23,10 +23,14 @@ _EXPORTS = {
     "record": "results", "record_build": "results", "load_results": "results", "Record": "results",
     "run_checks": "checks", "report": "checks",
     "cleanup": "cleanup",
-    "plot_layers": "plots", "plot_rebuild": "plots",
+    "plot_layers": "plots", "plot_rebuild": "plots", "plot_compare": "plots",
+    "measure_step": "measure", "measured": "measure", "latest_rows": "measure", "format_table": "measure",
+    "install_report": "installer", "claim": "article",
+    "ensure_measured": "summary", "summary_rows": "summary", "scratch_dependency": "summary",
+    "article_table": "summary", "compare_widget": "summary",
     "fmt_bytes": "units", "fmt_seconds": "units",
     "dockerfile": "steps", "show_dockerfile": "steps", "base_of": "steps", "build_step": "steps",
-    "image_tag": "steps", "describe_base": "steps",
+    "image_tag": "steps", "describe_base": "steps", "show_diff": "steps", "previous_step": "steps",
     "run_in_image": "probe", "python_modules_in": "probe",
 }
 _RENAMED = {"load_results": "load"}

@@ -1,4 +1,4 @@
-"""`python -m basecamp prepare | check | clean | poetry-env` — what `./lab` runs under the hood."""
+"""`python -m basecamp prepare | check | clean | poetry-env | bench` — what `./lab` runs under the hood."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def clean(include_bases: bool) -> None:
     from basecamp.units import fmt_bytes
 
     rep = cleanup(include_bases=include_bases)
-    print(f"removed {len(rep.containers)} containers and {len(rep.images)} images ({fmt_bytes(rep.reclaimed_bytes)})")
+    print(f"removed {len(rep.containers)} containers, {len(rep.images)} images ({fmt_bytes(rep.reclaimed_bytes)}) and {len(rep.cache_mounts)} cache mounts")
     if rep.kept_bases:
         print(f"kept the base images {', '.join(rep.kept_bases)} (use --bases to remove them too)")
 
@@ -49,6 +49,27 @@ def poetry_env() -> None:
         print(f"export {key}={shlex.quote(value)}")
 
 
+def bench(steps: str | None, repeats: int | None, out: str | None, scenarios: str | None) -> int:
+    """The measurement protocol for every step (basecamp/measure.py): a table, then CSV + JSON files."""
+    from pathlib import Path
+
+    from basecamp import measure
+    from basecamp.units import fmt_seconds
+
+    chosen = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
+    wanted = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else measure.SCENARIOS
+    report = measure.bench(chosen, repeats=repeats, scenarios=wanted, out=Path(out) if out else None)
+    print()
+    print(report.table)
+    print()
+    print("times: median (min–max) in seconds; cached/ran and downloads: cold · code-change · dependency-change")
+    for name, why in report.failures.items():
+        print(f"FAILED {name}: {why}")
+    print(f"wrote {report.csv_path} and {report.json_path}")
+    print(f"bench finished in {fmt_seconds(report.wall_s)}")
+    return 1 if report.failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m basecamp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     clean_p = sub.add_parser("clean", help="remove the lab's containers and images, and nothing else")
     clean_p.add_argument("--bases", action="store_true", help="remove the stand-in base images too")
     sub.add_parser("poetry-env", help="print the environment the host's Poetry needs, as export lines")
+    bench_p = sub.add_parser("bench", help="measure every step: cold, code-change, dependency-change")
+    bench_p.add_argument("--steps", help="comma-separated steps, e.g. 01,04,06 (default: every step)")
+    bench_p.add_argument("--repeats", type=int, help="runs per scenario (default: $ANNAPURNA_REPEATS, else 2)")
+    bench_p.add_argument("--scenarios", help="comma-separated, default: cold,code-change,dependency-change")
+    bench_p.add_argument("--out", help="folder for the CSV and JSON files (default: .lab/bench/)")
     args = parser.parse_args(argv)
     try:
         if args.command == "prepare":
@@ -65,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             return check()
         elif args.command == "clean":
             clean(args.bases)
+        elif args.command == "bench":
+            return bench(args.steps, args.repeats, args.out, args.scenarios)
         else:
             poetry_env()
     except LabError as exc:

@@ -155,7 +155,7 @@ def build(
     code as `.step_exit_code`, the full output as `.log`) when the build fails. Ctrl-C / kernel
     interrupt cancels the build, waits for the CLI to exit, and re-raises KeyboardInterrupt.
     """
-    from basecamp import engine
+    from basecamp import buildcache, engine
 
     dockerfile, context = Path(dockerfile), Path(context)
     if not dockerfile.is_file():
@@ -174,8 +174,11 @@ def build(
             result = _build_classic(engine.client(), dockerfile, context, tag, target, build_args or {},
                                     all_labels, no_cache, shown, started_at)
         else:
-            result = _build_cli(cli, dockerfile, context, tag, target, build_args or {}, all_labels,
-                                no_cache, shown, started_at)
+            # BuildKit's cache carries no labels: remember the cache mounts this build creates as
+            # the lab's, so cold measurements and cleanup prune those and never the user's.
+            with buildcache.track(note=tag):
+                result = _build_cli(cli, dockerfile, context, tag, target, build_args or {}, all_labels,
+                                    no_cache, shown, started_at)
     except BaseException as exc:
         shown.finish(None, exc)
         raise

@@ -14,6 +14,7 @@ class CleanupReport:
     containers: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     kept_bases: list[str] = field(default_factory=list)
+    cache_mounts: list[str] = field(default_factory=list)
     reclaimed_bytes: int = 0
 
 
@@ -23,15 +24,18 @@ def label_filter() -> dict[str, str]:
 
 
 def cleanup(include_bases: bool = False) -> CleanupReport:
-    """Remove lab containers and images. Stand-in bases stay unless `include_bases` (slow to rebuild).
+    """Remove lab containers, images and cache mounts. Stand-in bases stay unless `include_bases` (slow to rebuild).
 
     The user's own images, containers and build cache are never touched: every call here is
     filtered on the lab label.
     """
-    from basecamp import engine
+    from basecamp import buildcache, engine
 
     client = engine.client()
     report = CleanupReport()
+    # BuildKit cache mounts the lab created (it keeps their ids; the cache itself has no labels).
+    report.cache_mounts = [r.id for r in buildcache.remaining_lab_cache_mounts(client)]
+    buildcache.prune_lab_cache_mounts(client)
     for c in client.containers.list(all=True, filters=label_filter()):
         c.remove(force=True)
         report.containers.append(c.name)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
 
 from basecamp.build import BuildResult
+from basecamp.errors import InputError
 from basecamp.images import ImageInfo
 
 # JupyterLab (and VS Code) render this MIME type with the plotly.js they bundle: charts work
@@ -45,8 +47,12 @@ def plot_layers(*images: ImageInfo, title: str = "Where the bytes are: image siz
                 name=_short(layer.created_by, 40), marker_color=OWN_COLORS[i % len(OWN_COLORS)],
                 hovertemplate=f"{_short(layer.created_by, 90)}<br>%{{x:.1f}} MB<extra>{img.ref}</extra>",
             )
+    from basecamp import config
+
+    bases = sorted({f"{img.base_ref}{' (stand-in)' if img.labels.get(config.STANDIN_LABEL) == 'true' else ''}"
+                    for img in images if img.base_ref})
     fig.update_layout(
-        barmode="stack", title=title, xaxis_title="uncompressed size (MB)", height=220 + 60 * len(images),
+        barmode="stack", title=f"{title}<br><sup>base: {'; '.join(bases) or 'unknown'}</sup>", xaxis_title="uncompressed size (MB)", height=220 + 60 * len(images),
         legend={"orientation": "h", "y": -0.35}, margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
     return fig
@@ -64,6 +70,74 @@ def plot_rebuild(builds: Sequence[BuildResult], names: Sequence[str], title: str
             name=f"{name} ({build.wall_s:.1f} s total)",
             hovertext=[s.name for s in steps], hoverinfo="text+y",
         )
-    fig.update_layout(barmode="group", title=title, yaxis_title="seconds", height=420,
+    builders = sorted({b.builder for b in builds})
+    fig.update_layout(barmode="group", title=f"{title}<br><sup>built with {'; '.join(builders)}</sup>",
+                      yaxis_title="seconds", height=420,
                       margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+#: What `plot_compare` can show: (label, row key or scenario prefix, unit, is a time).
+METRICS = {
+    "size": ("image size, uncompressed (MB)", "size_bytes", False),
+    "gzipped": ("image size, docker save | gzip (MB)", "compressed_bytes", False),
+    "cold": ("cold build (s, median, bars = min-max)", "cold", True),
+    "code-change": ("rebuild after a code change (s)", "code_change", True),
+    "dependency-change": ("rebuild after a dependency change (s)", "dependency_change", True),
+}
+
+
+def _metric_trace(rows: Sequence[dict[str, Any]], metric: str, visible: bool) -> go.Bar:
+    label, key, is_time = METRICS[metric]
+    steps = [r["step"] for r in rows]
+    if not is_time:
+        values = [None if r.get(key) is None else r[key] / MB for r in rows]
+        return go.Bar(x=steps, y=values, name=label, visible=visible, marker_color="#1f77b4",
+                      text=[r.get("size" if key == "size_bytes" else "gzipped", "") for r in rows])
+    med = [r.get(f"{key}_median_s") for r in rows]
+    lo = [None if m is None else m - r[f"{key}_min_s"] for m, r in zip(med, rows)]
+    hi = [None if m is None else r[f"{key}_max_s"] - m for m, r in zip(med, rows)]
+    runs = [r.get(f"{key}_runs", 0) for r in rows]
+    return go.Bar(
+        x=steps, y=med, name=label, visible=visible, marker_color="#ff7f0e",
+        error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
+        hovertext=[f"{n} runs; cached/ran steps: {r.get(f'{key}_cached', '')}/{r.get(f'{key}_ran', '')}"
+                   for n, r in zip(runs, rows)],
+    )
+
+
+def plot_compare(rows: Sequence[dict[str, Any]], metric: str = "size", *, article: bool = True,
+                 title: str = "The steps side by side") -> go.Figure:
+    """Bars per step for one metric, with a menu to switch metric; the article's sizes beside ours.
+
+    `rows` are `basecamp.measure.latest_rows()` (or `StepMeasurement.row()`s).
+    """
+    from basecamp.article import CLAIMS
+
+    if metric not in METRICS:
+        raise InputError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+    fig = go.Figure()
+    names = list(METRICS)
+    for name in names:
+        fig.add_trace(_metric_trace(rows, name, visible=name == metric))
+    steps = [r["step"] for r in rows]
+    article_sizes = [CLAIMS[s].size_bytes / MB if s in CLAIMS and CLAIMS[s].size_bytes else None for s in steps]
+    if article and any(article_sizes):
+        fig.add_trace(go.Bar(x=steps, y=article_sizes, name="the article (python:3.11-buster bases)",
+                             marker_color=BASE_COLOR, visible=metric == "size"))
+    n = len(names)
+    has_article = len(fig.data) > n
+    buttons = []
+    for i, name in enumerate(names):
+        vis = [j == i for j in range(n)] + ([name == "size"] if has_article else [])
+        buttons.append({"label": name, "method": "update",
+                        "args": [{"visible": vis}, {"yaxis": {"title": {"text": METRICS[name][0]}}}]})
+    builders = sorted({str(r.get("builder", "")) for r in rows} - {""})
+    bases = sorted({str(r.get("base", "")) for r in rows} - {""})
+    fig.update_layout(
+        title=f"{title}<br><sup>built with {'; '.join(builders) or '?'} on {'; '.join(bases) or '?'}</sup>",
+        barmode="group", height=450, yaxis_title=METRICS[metric][0],
+        updatemenus=[{"buttons": buttons, "active": names.index(metric), "x": 1.0, "xanchor": "right", "y": 1.15}],
+        legend={"orientation": "h", "y": -0.2}, margin={"l": 10, "r": 10, "t": 60, "b": 10},
+    )
     return fig

@@ -35,6 +35,12 @@ class Record:
     base: str = ""
     image_id: str = ""
     recorded_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    #: Packages Poetry downloaded in this build (basecamp.measure, when known).
+    downloads: int | None = None
+    #: 1, 2, ...: which run of its scenario this was, within one measurement (basecamp.measure).
+    run: int | None = None
+    #: The id shared by every record of one `measure_step` call ("" for records made elsewhere).
+    measurement: str = ""
 
 
 def record(rec: Record, path: Path | None = None) -> Record:

@@ -5,17 +5,111 @@ Experiments edit code and dependencies; they do it here, never in the learner's 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
+import subprocess
+import tomllib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from basecamp import config
-from basecamp.errors import InputError
+from basecamp.errors import CommandError, InputError, LabError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".venv", ".mypy_cache", ".ruff_cache")
+
+#: The dependency a simulated "dependency change" adds: `inflection`, a 10 kB pure-Python wheel
+#: (py2.py3-none-any) with no dependencies of its own, last released in 2020 (so the pin never
+#: moves), and not in the app's poetry.lock: adding it needs one new download, nothing else.
+DEPENDENCY = "inflection (==0.5.1)"
+#: Start of the comment line that makes each dependency change new to the layer cache.
+DEPENDENCY_MARKER = "# annapurna-lab dependency change "
+_DEP_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _normalized(name: str) -> str:
+    """A distribution name as indexes compare them (PEP 503): lower case, runs of -_. as one -."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _dependency_name(spec: str) -> str:
+    m = _DEP_NAME.match(spec)
+    if m is None or any(c in spec for c in "\"\n\\"):
+        raise InputError(f"dependency {spec!r}: write it as PEP 508, e.g. {DEPENDENCY!r}")
+    return _normalized(m[1])
+
+
+def _locked_names(lock_text: str) -> set[str]:
+    """The package names poetry.lock pins."""
+    try:
+        packages = tomllib.loads(lock_text).get("package", [])
+    except tomllib.TOMLDecodeError as exc:
+        raise LabError(f"poetry.lock of the scratch copy is not valid TOML: {exc}") from exc
+    return {_normalized(str(p.get("name", ""))) for p in packages}
+
+
+def _project_dependencies(pyproject_text: str) -> list[str]:
+    try:
+        data = tomllib.loads(pyproject_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LabError(f"pyproject.toml of the scratch copy is not valid TOML: {exc}") from exc
+    deps = data.get("project", {}).get("dependencies")
+    if not isinstance(deps, list):
+        raise InputError("pyproject.toml has no [project] dependencies list to add a dependency to")
+    return [str(d) for d in deps]
+
+
+def _add_dependency(text: str, spec: str) -> str:
+    """`text` (a pyproject.toml) with `spec` first in [project].dependencies, comments and layout kept."""
+    lines = text.splitlines(keepends=True)
+    table = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = stripped
+            continue
+        if table == "[project]" and re.match(r"dependencies\s*=\s*\[", stripped):
+            j = line.index("[")
+            rest = line[j + 1:]
+            lines[i] = f'{line[: j + 1]}\n    "{spec}",{"" if rest.startswith(chr(10)) else " "}{rest}'
+            new = "".join(lines)
+            if spec not in _project_dependencies(new):
+                break
+            return new
+    raise InputError("could not find `dependencies = [` in the [project] table of pyproject.toml")
+
+
+def _without_markers(text: str) -> str:
+    return "".join(line for line in text.splitlines(keepends=True) if not line.startswith(DEPENDENCY_MARKER))
+
+
+def lock_cache_dir() -> Path:
+    """Relocked lock files, one per (project, added dependency, Poetry version)."""
+    return config.LAB_HOME / "cache" / "locks"
+
+
+def relock(project: Path) -> None:
+    """`poetry lock --directory <project>` with the host's pinned Poetry (existing pins are kept).
+
+    POETRY_VIRTUALENVS_CREATE=false: locking needs no environment, and Poetry would otherwise
+    create one in its own cache (or, with in-project venvs, in the build context).
+    """
+    from basecamp.index import poetry_env
+    from basecamp.poetry import find_poetry
+
+    cmd = [str(find_poetry()), "lock", "--directory", str(project)]
+    env = {**os.environ, **poetry_env(), "POETRY_VIRTUALENVS_CREATE": "false", "POETRY_NO_INTERACTION": "1"}
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
+                              stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise CommandError(cmd, -1, "timed out after 600 s", "is the package index reachable?") from exc
+    if proc.returncode != 0:
+        raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr,
+                           "the lab relocks its scratch copy with the pinned Poetry: is the package index reachable?")
 
 
 @dataclass
@@ -39,6 +133,58 @@ class Scratch:
         main.write_text(main.read_text() + line)
         self.edits.append(f"annapurna/main.py: {line.strip()}")
         return line.strip()
+
+    def change_dependency(self, package: str = DEPENDENCY) -> str:
+        """Make a dependency change the build cache cannot have seen before; return what changed.
+
+        The first call adds `package` (default: DEPENDENCY) to [project].dependencies and relocks
+        poetry.lock with the host's pinned Poetry; the lock is kept in LAB_HOME/cache/locks/ so the
+        next scratch copy gets it without relocking (~3-10 s). Every call, the first included, also
+        writes a comment line with a fresh id at the end of pyproject.toml (replacing the previous
+        one): the COPY of pyproject.toml and poetry.lock, and every layer after it, are new to the
+        layer cache each time — Poetry re-installs on any pyproject.toml change anyway
+        (python-poetry/poetry#1301). Only the copy changes, never the checkout.
+        """
+        name = _dependency_name(package)
+        pyproject, lock = self.path / "pyproject.toml", self.path / "poetry.lock"
+        original = pyproject.read_text()
+        text = _without_markers(original)
+        present = {_dependency_name(d) for d in _project_dependencies(text)}
+        added = name not in present
+        if added:
+            lock_text = lock.read_text()
+            if name in _locked_names(lock_text):
+                raise InputError(f"{name} is already in poetry.lock: adding it would download nothing new; "
+                                 f"pick a package that is not locked yet (the lab's default is {DEPENDENCY!r})")
+            text = _add_dependency(text, package)
+            key = hashlib.sha256(f"{text}\0{lock_text}\0{config.poetry_version()}".encode()).hexdigest()[:24]
+            cached = lock_cache_dir() / f"{key}.lock"
+        edit_id = uuid.uuid4().hex[:12]
+        marker = f"{DEPENDENCY_MARKER}{edit_id}: {package}\n"
+        pyproject.write_text(text + ("" if text.endswith("\n") else "\n") + marker)
+        if added:
+            if cached.is_file():
+                shutil.copyfile(cached, lock)
+            else:
+                try:
+                    relock(self.path)
+                except BaseException:
+                    pyproject.write_text(original)
+                    raise
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_suffix(f".tmp{os.getpid()}")
+                shutil.copyfile(lock, tmp)
+                tmp.replace(cached)
+        what = f"added {package}, relocked" if added else f"{package} already added"
+        self.edits.append(f"pyproject.toml: {what}; marker {edit_id}")
+        return f"{what} (marker {edit_id})"
+
+    def state_digest(self) -> str:
+        """A hash of every file in the context (paths and contents): equal digests, equal contexts."""
+        h = hashlib.sha256()
+        for rel in self.files():
+            h.update(rel.encode() + b"\0" + (self.path / rel).read_bytes() + b"\0")
+        return h.hexdigest()
 
     def files(self) -> list[str]:
         """Every file in the context, relative to it, sorted: what `COPY . .` sends."""

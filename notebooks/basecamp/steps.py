@@ -99,3 +99,33 @@ def describe_base(tag: str) -> str:
     if labels.get(config.STANDIN_LABEL) == "true":
         return f"{tag} (stand-in built from Debian packages: no registry answered on this machine)"
     return f"{tag} (official image)"
+
+
+#: The article's steps in order, with the step each one changes. 03b is the anti-pattern beside step 3.
+PREVIOUS = {"02": "01", "03": "02", "03b": "03", "04": "03", "05": "04", "06": "05"}
+
+
+def previous_step(step: str) -> str | None:
+    """The step this one changes ("03" -> "02"), or None for the first."""
+    key = step_name(step).split("-", 1)[0]
+    return PREVIOUS.get(key)
+
+
+def show_diff(step: str) -> None:
+    """Display what a step's Dockerfile changes over the previous step's, as a unified diff."""
+    import difflib
+
+    prev = previous_step(step)
+    if prev is None:
+        raise InputError(f"step {step!r} is the first: it has no previous step to compare with")
+    old, new = dockerfile(prev), dockerfile(step)
+    diff = "".join(difflib.unified_diff(
+        old.read_text().splitlines(keepends=True), new.read_text().splitlines(keepends=True),
+        fromfile=old.name, tofile=new.name, n=1,
+    ))
+    try:
+        from IPython.display import Code, display
+
+        display(Code(diff, language="diff"))
+    except ImportError:
+        print(diff)

@@ -1,0 +1,52 @@
+# Step 5 — multi-stage: build the venv in a full image, run it in a slim one without Poetry.
+#
+# Changes over step 4 (the article's step 5):
+#   - `builder` stage: step 4 up to the `--no-root` install; it only makes /app/.venv.
+#   - `runtime` stage on the slim image: points VIRTUAL_ENV and PATH at the venv, copies the venv
+#     from the builder and the package from the context, and runs the module with plain `python`.
+#     No Poetry, no compilers, no cache in it. Build it with `--target=runtime` (BuildKit skips
+#     what the target does not need).
+# Modernised from the article: python:3.11-bookworm / python:3.11-slim-bookworm, Poetry 2.5.1,
+# `--no-root` mandatory in Poetry 2 (the code is never copied into the builder). The builder's
+# install is `-vvv`: Poetry prints no per-download line without a terminal, and at -vvv its HTTP
+# client logs every archive it fetches; step 6 uses the very same flag so the notebooks can count
+# downloads in both and compare them fairly.
+
+# The builder: the full image has the compilers a dependency without a wheel would need.
+FROM python:3.11-bookworm AS builder
+
+# Pinned Poetry, the version the lab uses on the host: the same resolver and installer everywhere.
+RUN pip install poetry==2.5.1
+
+# Poetry for a build: no prompts, a venv inside the project (/app/.venv), its cache in a known folder.
+ENV POETRY_NO_INTERACTION=1 \
+    POETRY_VIRTUALENVS_IN_PROJECT=1 \
+    POETRY_VIRTUALENVS_CREATE=1 \
+    POETRY_CACHE_DIR=/tmp/poetry_cache
+
+# Everything below happens in /app instead of the image's root folder.
+WORKDIR /app
+
+# Only the files Poetry reads to install: the project's metadata and its lock file.
+COPY pyproject.toml poetry.lock ./
+# An empty README, kept from step 4 as the article does: `--no-root` alone would not need it.
+RUN touch README.md
+
+# Dependencies only into /app/.venv, cache deleted in the same RUN; -vvv logs each download.
+RUN poetry install --without dev --no-root -vvv && rm -rf $POETRY_CACHE_DIR
+
+# The runtime: the slim image has Python and little else.
+FROM python:3.11-slim-bookworm AS runtime
+
+# Use the venv without activating it: its python and scripts come first on PATH.
+ENV VIRTUAL_ENV=/app/.venv \
+    PATH="/app/.venv/bin:$PATH"
+
+# The venv the builder made; Python sits at the same path in both bases, so its links hold.
+COPY --from=builder ${VIRTUAL_ENV} ${VIRTUAL_ENV}
+
+# The code, last (it changes most often); into /, the working directory, as in the article.
+COPY annapurna ./annapurna
+
+# The venv's python runs the app directly: no Poetry at run time.
+ENTRYPOINT ["python", "-m", "annapurna.main"]

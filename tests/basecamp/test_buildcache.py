@@ -1,0 +1,223 @@
+"""buildcache: the lab remembers the cache mounts it creates and prunes those only.
+
+Unit tests use a fake engine; the engine test proves a foreign cache mount survives a lab prune.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import pytest
+from basecamp import buildcache, config, engine
+from basecamp.build import build
+from basecamp.display import NullDisplay
+from basecamp.errors import LabError
+
+# --- a fake engine --------------------------------------------------------------------------------
+
+
+def _rec(rec_id: str, kind: str = buildcache.CACHE_MOUNT, used: int = 1, desc: str = "") -> dict[str, Any]:
+    return {"ID": rec_id, "Type": kind, "Description": desc or f"cached mount /tmp/{rec_id}",
+            "InUse": False, "Shared": False, "Size": 3, "CreatedAt": "2026-01-01T00:00:00Z",
+            "LastUsedAt": f"2026-01-01T00:00:{used:02d}Z", "UsageCount": used}
+
+
+class FakeAPI:
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+        self.prune_calls: list[dict[str, Any]] = []
+
+    def prune_builds(self, filters: dict[str, list[str]] | None = None, **_: Any) -> dict[str, Any]:
+        self.prune_calls.append(filters or {})
+        (pattern,) = (filters or {})["id"]
+        assert pattern.startswith("^") and pattern.endswith("$"), "the id filter must be anchored"
+        rec_id = pattern[1:-1]
+        gone = [r["ID"] for r in self.engine.cache if r["ID"] == rec_id and not r["InUse"]]
+        self.engine.cache = [r for r in self.engine.cache if r["ID"] not in gone]
+        return {"CachesDeleted": gone or None, "SpaceReclaimed": 3 * len(gone)}
+
+
+class FakeEngine:
+    def __init__(self, cache: list[dict[str, Any]]) -> None:
+        self.cache = cache
+        self.api = FakeAPI(self)
+
+    def df(self) -> dict[str, Any]:
+        return {"BuildCache": [dict(r) for r in self.cache], "Images": []}
+
+
+def test_track_remembers_what_a_build_creates_and_spots_foreign_use() -> None:
+    dk = FakeEngine([_rec("foreign1"), _rec("layer1", kind="regular")])
+    with buildcache.track(note="t", client=dk) as t:
+        dk.cache.append(_rec("new1"))                  # the build creates a cache mount
+        dk.cache.append(_rec("layer2", kind="regular"))  # and a layer record (not a cache mount)
+        dk.cache[0] = _rec("foreign1", used=2)         # and uses a cache mount it did not create
+    assert [r.id for r in t.created] == ["new1"]
+    assert [r.id for r in t.used_foreign] == ["foreign1"]
+    assert buildcache.lab_cache_mount_ids() == {"new1"}
+    saved = json.loads(buildcache.state_file().read_text())["cache_mounts"]
+    assert saved["new1"]["note"] == "t"
+    # a later build that reuses the lab's own mount reports it as the lab's, not as foreign
+    with buildcache.track(client=dk) as t2:
+        dk.cache[-2] = _rec("new1", used=2)
+    assert [r.id for r in t2.used_lab] == ["new1"] and not t2.used_foreign and not t2.created
+
+
+def test_track_records_even_when_the_build_fails() -> None:
+    dk = FakeEngine([])
+    with pytest.raises(RuntimeError), buildcache.track(client=dk):
+        dk.cache.append(_rec("half"))
+        raise RuntimeError("build failed")
+    assert buildcache.lab_cache_mount_ids() == {"half"}
+
+
+def test_prune_removes_only_the_labs_and_forgets_what_is_gone() -> None:
+    dk = FakeEngine([_rec("user1"), _rec("lab1"), _rec("lab2"), _rec("userlayer", kind="regular")])
+    buildcache.remember([buildcache.CacheRecord.from_api(_rec(i)) for i in ("lab1", "lab2", "vanished")])
+    dk.cache[2]["InUse"] = True  # lab2 is used by a running build: BuildKit will not remove it
+    assert buildcache.prune_lab_cache_mounts(dk) == 1
+    assert [r["ID"] for r in dk.cache] == ["user1", "lab2", "userlayer"]
+    assert buildcache.lab_cache_mount_ids() == {"lab2"}, "a removed or vanished record is forgotten"
+    assert [r.id for r in buildcache.remaining_lab_cache_mounts(dk)] == ["lab2"]
+    assert all(call["id"][0] in ("^lab1$", "^lab2$") for call in dk.api.prune_calls), "user records never named"
+    dk.cache[1]["InUse"] = False
+    assert buildcache.prune_lab_cache_mounts(dk) == 1
+    assert buildcache.lab_cache_mount_ids() == set() and [r["ID"] for r in dk.cache] == ["user1", "userlayer"]
+
+
+def test_prune_refuses_an_engine_that_ignores_the_id_filter() -> None:
+    class Greedy(FakeAPI):
+        def prune_builds(self, filters: dict[str, list[str]] | None = None, **_: Any) -> dict[str, Any]:
+            return {"CachesDeleted": [r["ID"] for r in self.engine.cache]}
+
+    dk = FakeEngine([_rec("user1"), _rec("lab1")])
+    dk.api = Greedy(dk)
+    buildcache.remember([buildcache.CacheRecord.from_api(_rec("lab1"))])
+    with pytest.raises(LabError, match="also removed"):
+        buildcache.prune_lab_cache_mounts(dk)
+
+
+def test_nothing_to_prune_touches_nothing() -> None:
+    dk = FakeEngine([_rec("user1")])
+    assert buildcache.prune_lab_cache_mounts(dk) == 0
+    assert dk.api.prune_calls == []
+
+
+def test_a_broken_state_file_is_treated_as_empty() -> None:
+    path = buildcache.state_file()
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert buildcache.lab_cache_mount_ids() == set()
+
+
+# --- engine ---------------------------------------------------------------------------------------
+
+
+def _cache_mount_dockerfile(folder: Path, target: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "Dockerfile"
+    path.write_text(textwrap.dedent(f"""\
+        FROM {config.SLIM_BASE}
+        RUN --mount=type=cache,target={target} echo {uuid.uuid4().hex} > {target}/marker && ls {target}
+    """))
+    return path
+
+
+def _foreign_build(folder: Path, target: str) -> str:
+    """A build that is not the lab's: plain CLI, no lab label, no tag, not tracked. Returns the image id."""
+    dockerfile = _cache_mount_dockerfile(folder, target)
+    iid = folder / "iid"
+    cli = engine.buildkit_cli()
+    if cli is None:
+        pytest.fail("this test needs a docker CLI that builds with BuildKit (see basecamp.engine.buildkit_cli)")
+    proc = subprocess.run(
+        [*cli.argv, "--progress=plain", "--iidfile", str(iid), "-f", str(dockerfile), str(folder)],
+        capture_output=True, text=True, env={**os.environ, **cli.env}, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return iid.read_text().strip()
+
+
+def _mounts_for(dk: Any, target: str) -> list[buildcache.CacheRecord]:
+    return [r for r in buildcache.cache_mounts(dk) if f"cached mount {target} " in r.description]
+
+
+def _require_slim(dk: Any) -> None:
+    try:
+        dk.images.get(config.SLIM_BASE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"this test needs {config.SLIM_BASE}: run ./lab prepare")
+
+
+def _remove(dk: Any, targets: list[str], images: list[str]) -> None:
+    """Remove what a test created — its cache mounts (by id) and images — and nothing else."""
+    for target in targets:
+        for rec in _mounts_for(dk, target):
+            dk.api.prune_builds(filters={"id": [f"^{rec.id}$"]})
+    for ref in images:
+        try:
+            dk.images.remove(ref, force=True)
+        except docker.errors.APIError:
+            pass
+
+
+@pytest.mark.engine
+def test_a_foreign_cache_mount_survives_the_labs_prune(docker_client: Any, tmp_path: Path) -> None:
+    dk = docker_client
+    _require_slim(dk)
+    run_id = uuid.uuid4().hex[:10]
+    foreign_target, lab_target = f"/tmp/foreign-{run_id}", f"/tmp/lab-{run_id}"
+    lab_tag = f"{config.IMAGE_REPO_PREFIX}/test-cachemount:{run_id}"
+    images = [lab_tag]
+    try:
+        images.append(_foreign_build(tmp_path / "foreign", foreign_target))
+        (foreign,) = _mounts_for(dk, foreign_target)
+        assert foreign.id not in buildcache.lab_cache_mount_ids()
+
+        with buildcache.track(note=lab_tag, client=dk) as t:
+            images.append(build(_cache_mount_dockerfile(tmp_path / "lab", lab_target), tmp_path / "lab", lab_tag,
+                                display=NullDisplay()).image_id)
+        (lab,) = _mounts_for(dk, lab_target)
+        assert [r.id for r in t.created] == [lab.id] and lab.id in buildcache.lab_cache_mount_ids()
+
+        # a tracked lab build that reuses the foreign mount (same target, so same id) says so
+        reuse = _cache_mount_dockerfile(tmp_path / "reuse", foreign_target)
+        with buildcache.track(client=dk) as again:
+            images.append(build(reuse, tmp_path / "reuse", lab_tag, display=NullDisplay()).image_id)
+        assert [r.id for r in again.used_foreign] == [foreign.id] and not again.created
+        # ...and a cold (--no-cache) build of it would put the foreign mount at risk
+        assert [r.id for r in buildcache.cache_mounts_at_risk(reuse.read_text(), dk)] == [foreign.id]
+        assert buildcache.cache_mounts_at_risk(reuse.read_text().replace("type=cache,", "type=cache,id=x,"), dk) == []
+
+        assert buildcache.prune_lab_cache_mounts(dk) >= 1
+        assert _mounts_for(dk, lab_target) == [], "the lab's cache mount is pruned"
+        assert [r.id for r in _mounts_for(dk, foreign_target)] == [foreign.id], "the foreign one survives"
+        assert lab.id not in buildcache.lab_cache_mount_ids()
+    finally:
+        _remove(dk, [foreign_target, lab_target], images)
+
+
+@pytest.mark.engine
+def test_no_cache_makes_buildkit_discard_same_id_cache_mounts(docker_client: Any, tmp_path: Path) -> None:
+    """Why cold measurements check `cache_mounts_at_risk` first (moby/buildkit#1092)."""
+    dk = docker_client
+    _require_slim(dk)
+    target = f"/tmp/nocache-{uuid.uuid4().hex[:10]}"
+    images: list[str] = []
+    try:
+        images.append(_foreign_build(tmp_path / "first", target))
+        (first,) = _mounts_for(dk, target)
+        images.append(build(_cache_mount_dockerfile(tmp_path / "second", target), tmp_path / "second",
+                            f"{config.IMAGE_REPO_PREFIX}/test-cachemount:nocache", no_cache=True,
+                            display=NullDisplay()).image_id)
+        assert first.id not in [r.id for r in _mounts_for(dk, target)], \
+            "this engine kept a same-id cache mount through --no-cache: the at-risk check is then overcautious"
+    finally:
+        _remove(dk, [target], images)
