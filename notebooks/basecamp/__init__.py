@@ -20,7 +20,7 @@ _EXPORTS = {
     "build": "build", "BuildResult": "build",
     "inspect_image": "images", "image_contains": "images", "ImageInfo": "images",
     "smoke_test": "smoke", "SmokeResult": "smoke",
-    "record": "results", "record_build": "results", "load_results": "results", "Record": "results",
+    "record": "results", "load_results": "results", "Record": "results",
     "run_checks": "checks", "report": "checks",
     "cleanup": "cleanup",
     "plot_layers": "plots", "plot_rebuild": "plots", "plot_compare": "plots",

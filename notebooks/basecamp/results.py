@@ -11,13 +11,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from basecamp import config
-
-if TYPE_CHECKING:
-    from basecamp.build import BuildResult
-    from basecamp.images import ImageInfo
 
 
 @dataclass(frozen=True)
@@ -81,18 +76,3 @@ def load(step: str | None = None, path: Path | None = None) -> list[Record]:
         if step is None or rec.step == step:
             out.append(rec)
     return out
-
-
-def record_build(step: str, scenario: str, build: BuildResult, image: ImageInfo | None = None) -> Record:
-    """Record one build (and, when given, its image's sizes) under `step` and `scenario`."""
-    base = ""
-    if image is not None:
-        standin = image.labels.get(config.STANDIN_LABEL) == "true"
-        base = f"{image.base_ref or '?'}{' (stand-in)' if standin else ''}"
-    return record(Record(
-        step=step, scenario=scenario, wall_s=round(build.wall_s, 3),
-        size_bytes=image.size_bytes if image else None,
-        compressed_bytes=image.compressed_bytes if image else None,
-        cached_steps=len(build.cached_steps), ran_steps=len(build.ran_steps),
-        builder=build.builder, base=base, image_id=build.image_id,
-    ))

@@ -51,3 +51,14 @@ def test_pinned_poetry_is_the_labs_poetry(path) -> None:
     pins = re.findall(r"poetry==([0-9][^\s\"']*)", path.read_text())
     pins += re.findall(r"POETRY_VERSION=([0-9][^\s\"']*)", path.read_text())
     assert all(p == config.poetry_version() for p in pins), f"{path.name} pins {pins}, the lab pins {config.poetry_version()}"
+
+
+def test_each_step_diffs_against_the_one_it_changes() -> None:
+    assert steps.previous_step("01") is None
+    assert steps.previous_step("02") == "01"
+    assert steps.previous_step("03b") == "03"
+    assert steps.previous_step("04") == "03", "step 4 builds on step 3, not on the anti-pattern"
+    for key in steps.PREVIOUS:
+        steps.dockerfile(key)  # every step in the chain has its Dockerfile
+    with pytest.raises(InputError, match="first"):
+        steps.show_diff("01")
