@@ -31,7 +31,6 @@ INTERRUPT_GRACE_S = (10.0, 5.0)
 ERROR_TAIL = 20
 
 _EXIT_CODE = re.compile(r"(?:exit code:|non-zero code:)\s*(\d+)")
-_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*\S+(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass
@@ -91,7 +90,9 @@ class BuildResult:
 
 def dockerfile_stages(text: str) -> list[str]:
     """Stage names in file order, as BuildKit prints them: the `AS` name, else "stage-<i>"."""
-    return [m[1] or f"stage-{i}" for i, m in enumerate(_FROM.finditer(text))]
+    from basecamp.steps import parse_stages
+
+    return [st.name or f"stage-{i}" for i, st in enumerate(parse_stages(text))]
 
 
 def order_steps(steps: list[Step], dockerfile_text: str = "") -> list[Step]:

@@ -395,23 +395,10 @@ def default_target(step: str) -> str | None:
 
 
 def target_base(step: str, target: str | None = None) -> str:
-    """The image the built stage (`target`, else the last) starts from, stage names resolved."""
-    from basecamp.steps import dockerfile, stages
+    """The image the built stage (`target`, else the last) starts from (see steps.base_of)."""
+    from basecamp.steps import base_of
 
-    names: dict[str, str] = {}
-    chosen = None
-    for st in stages(dockerfile(step)):
-        resolved = names.get(st.base.lower(), st.base)
-        if st.name:
-            names[st.name.lower()] = resolved
-        chosen = resolved
-        if target and st.name and st.name.lower() == target.lower():
-            return resolved
-    if target:
-        raise InputError(f"{dockerfile(step).name} has no stage named {target!r}")
-    if chosen is None:
-        raise InputError(f"{dockerfile(step).name} has no FROM line")
-    return chosen
+    return base_of(step, target)
 
 
 def external_bases(step: str) -> list[str]:

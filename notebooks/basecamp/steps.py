@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 #: Label naming the step an image was built from.
 STEP_LABEL = "org.annapurna.step"
 
-_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
+_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -50,22 +50,33 @@ def image_tag(step: str, label: str = "latest") -> str:
     return f"{config.IMAGE_REPO_PREFIX}/{step_name(step)}:{label}"
 
 
+def parse_stages(text: str) -> list[Stage]:
+    """The `FROM` lines of a Dockerfile's text, in order."""
+    return [Stage(m.group(1), m.group(2)) for m in _FROM.finditer(text)]
+
+
 def stages(path: Path) -> list[Stage]:
     """The `FROM` lines of a Dockerfile, in order."""
-    return [Stage(m.group(1), m.group(2)) for m in _FROM.finditer(path.read_text())]
+    return parse_stages(path.read_text())
 
 
-def base_of(step: str) -> str:
-    """The image the step's *final* stage starts from (where its runtime layers sit)."""
-    names = {}
-    final = None
-    for st in stages(dockerfile(step)):
-        final = names.get(st.base, st.base)
+def base_of(step: str, target: str | None = None) -> str:
+    """The image the built stage (`target`, else the last) starts from, stage names resolved."""
+    path = dockerfile(step)
+    names: dict[str, str] = {}
+    chosen = None
+    for st in stages(path):
+        resolved = names.get(st.base.lower(), st.base)
         if st.name:
-            names[st.name] = final
-    if final is None:
-        raise InputError(f"{dockerfile(step)} has no FROM line")
-    return final
+            names[st.name.lower()] = resolved
+        chosen = resolved
+        if target and st.name and st.name.lower() == target.lower():
+            return resolved
+    if target:
+        raise InputError(f"{path.name} has no stage named {target!r}")
+    if chosen is None:
+        raise InputError(f"{path.name} has no FROM line")
+    return chosen
 
 
 def show_dockerfile(step: str) -> None:
