@@ -14,7 +14,7 @@ from basecamp.errors import BuildError, CommandError, EngineError, InputError, L
 
 _EXPORTS = {
     "REPO_ROOT": "config", "DOCKERFILES_DIR": "config", "FULL_BASE": "config", "SLIM_BASE": "config",
-    "client": "engine", "ensure_engine": "engine", "buildkit_cli": "engine",
+    "preflight": "preflight", "client": "engine", "ensure_engine": "engine", "buildkit_cli": "engine",
     "ensure_bases": "bases", "describe_bases": "bases",
     "scratch_copy": "scratch", "Scratch": "scratch",
     "build": "build", "BuildResult": "build",

@@ -8,6 +8,10 @@ from collections.abc import Sequence
 class LabError(Exception):
     """Base of every error the lab raises on purpose; notebooks catch this one."""
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the error's name and its message, nothing else."""
+        return [f"{type(self).__name__}: {line}" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
+
 
 class CommandError(LabError):
     """An external command (docker CLI, debootstrap, poetry, ...) exited non-zero."""

@@ -1,0 +1,25 @@
+"""The first cell of every notebook: is the engine there? One clear message with the fix, no traceback wall."""
+
+from __future__ import annotations
+
+from .engine import HOW_TO_START, client, docker_host
+from .errors import EngineError
+
+#: Printed when everything a notebook needs answers; stable so nbval can compare it.
+READY = "Docker engine: ready."
+
+
+def preflight() -> None:
+    """Check that a Docker engine answers before a notebook builds anything.
+
+    Prints one stable line when it does. When it does not, raises `EngineError`, which a notebook shows
+    as its message only (see `LabError._render_traceback_`): where the lab looked and how to fix it.
+    """
+    try:
+        client(timeout=10)
+    except EngineError:
+        raise EngineError(
+            f"No Docker engine answers at {docker_host()}.\n"
+            f"Fix: run `./lab prepare` in the repository (it starts the engine on Debian as root), or: {HOW_TO_START}"
+        ) from None
+    print(READY)
