@@ -88,3 +88,28 @@ def compare_widget(rows: list[dict[str, Any]]) -> Any:
     chosen.observe(redraw, names="value")
     redraw()
     return widgets.VBox([widgets.HBox([metric, chosen]), out])
+
+
+def _ratio(num: float | None, den: float | None) -> str:
+    return f"{num / den:.1f}x" if num and den else "—"
+
+
+def ratios_table(rows: list[dict[str, Any]], first: str = "01-naive", best: str = "06-cache-mounts") -> str:
+    """Each step against the naive image and against the article's final step, as ratios from one results file.
+
+    "01/x size" reads "how many times smaller than the naive image"; "x/06 ..." reads "how many times
+    step 6's size or time" (below 1.0x: smaller or faster than step 6).
+    """
+    by = {r["step"]: r for r in rows}
+    a, b = by.get(first, {}), by.get(best, {})
+    head = ["step", "size", f"{first[:2]}/x size", f"x/{best[:2]} size", f"x/{best[:2]} cold",
+            f"x/{best[:2]} code change", f"x/{best[:2]} dependency change"]
+    body = [[
+        r["step"], fmt_bytes(r.get("size_bytes")), _ratio(a.get("size_bytes"), r.get("size_bytes")),
+        _ratio(r.get("size_bytes"), b.get("size_bytes")), _ratio(r.get("cold_median_s"), b.get("cold_median_s")),
+        _ratio(r.get("code_change_median_s"), b.get("code_change_median_s")),
+        _ratio(r.get("dependency_change_median_s"), b.get("dependency_change_median_s")),
+    ] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths]), *(line(b) for b in body)])
