@@ -47,6 +47,10 @@ CACHE_DIR_NAME = "ci-cache"
 IMAGE_TARBALL = "image.tar"
 MOUNT_TARBALL = "poetry-cache.tar"
 RUNNER_TAG = f"{config.IMAGE_REPO_PREFIX}/11-ci-runner"
+#: Prune attempts (1 s apart) before `forget()` gives up on a cache mount still in use.
+FORGET_TRIES = 10
+#: Attempts at a fresh-runner build before a round gives up (a concurrent build can share a mount).
+COLD_TRIES = 3
 
 
 @dataclass
@@ -64,10 +68,11 @@ class Attempt:
     def summary(self) -> str:
         """The command and the lines that say why it failed (or "ok")."""
         shown = " ".join(self.argv)
+        wanted = list(dict.fromkeys(ln.split(" ", 1)[-1] if ln.startswith("#") else ln
+                                    for ln in self.output.splitlines() if "error" in ln.lower() or "unknown flag" in ln))
         if self.ok:
-            return f"$ {shown}\n-> ok"
-        wanted = [ln for ln in self.output.splitlines() if "ERROR" in ln or "unknown flag" in ln
-                  or "error" in ln.lower()]
+            head = "-> exit 0: the build went on" + (", after these errors:" if wanted else "")
+            return "\n".join([f"$ {shown}", head, *wanted]) if wanted else f"$ {shown}\n-> ok"
         return f"$ {shown}\n-> exit {self.returncode}\n" + "\n".join(wanted or self.output.splitlines()[-5:])
 
 
@@ -131,10 +136,13 @@ def _docker() -> tuple[list[str], dict[str, str]]:
 
 def try_build_flags(flags: list[str], context: Path, dockerfile: Path) -> Attempt:
     """Run `docker build <flags>` once, as this engine's BuildKit CLI, and keep what it said."""
+    from basecamp import buildcache
+
     argv, env = _docker()
     full = [*argv, "--progress=plain", *flags, "-f", str(dockerfile), str(context)]
-    proc = subprocess.run(full, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                          timeout=600, check=False)
+    with buildcache.track(note="ci-cache probe"):  # a cache mount it makes is the lab's to prune
+        proc = subprocess.run(full, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                              timeout=600, check=False)
     shown = [Path(a).name if a.startswith("/") else a for a in full]
     return Attempt(shown, proc.returncode, proc.stdout + proc.stderr)
 
@@ -248,7 +256,13 @@ def forget(client: Any, tag: str, record_ids: list[str]) -> None:
     except docker.errors.ImageNotFound:
         pass
     prune_records(client, record_ids)
-    buildcache.prune_lab_cache_mounts(client)
+    for _ in range(FORGET_TRIES):  # a mount BuildKit has not released yet is skipped: try again
+        buildcache.prune_lab_cache_mounts(client)
+        if not buildcache.remaining_lab_cache_mounts(client):
+            return
+        time.sleep(1)
+    left = ", ".join(r.id for r in buildcache.remaining_lab_cache_mounts(client))
+    raise LabError(f"could not empty the lab's cache mounts (in use by another build?): {left}")
 
 
 def runner_build(app: Scratch, runner: str, *, cache_from: list[str] | None = None,
@@ -273,6 +287,39 @@ def _downloads(result: BuildResult) -> int | None:
     return None if report.downloaded is None else len(report.downloaded)
 
 
+def cold_problem(result: BuildResult) -> str:
+    """Why a fresh-runner build was not cold ("" when it was): a cached layer, or packages from the mount."""
+    from basecamp.installer import install_report
+
+    if result.cached_steps:
+        return f"{len(result.cached_steps)} steps came from the layer cache"
+    report = install_report(result)
+    if report.from_cache:
+        return f"the cache mount was not empty: {len(report.from_cache)} packages came from it"
+    return ""
+
+
+def fresh_build(app: Scratch, *, display: Any = "none") -> tuple[BuildResult, list[str], str]:
+    """A cold build on a fresh runner (new runner id, lab mounts emptied), checked; retried when not cold.
+
+    Another build sharing the engine can leave the mount non-empty; such a run is thrown away
+    (its image and records forgotten) and the build repeated, up to COLD_TRIES times.
+    """
+    from basecamp import buildcache, engine
+
+    client = engine.client()
+    problem = ""
+    for _ in range(COLD_TRIES):
+        buildcache.prune_lab_cache_mounts(client)
+        runner = uuid.uuid4().hex[:12]
+        result, ids = runner_build(app, runner, display=display)
+        problem = cold_problem(result)
+        if not problem:
+            return result, ids, runner
+        forget(client, f"{RUNNER_TAG}:{runner}", ids)
+    raise LabError(f"no cold build in {COLD_TRIES} tries: {problem}; re-run when the engine is quieter")
+
+
 def ci_round(app: Scratch, *, display: Any = "none") -> tuple[CiRun, CiRun]:
     """One round on a fresh runner: a plain cold build, then (engine forgotten) a cold build importing its cache.
 
@@ -280,13 +327,11 @@ def ci_round(app: Scratch, *, display: Any = "none") -> tuple[CiRun, CiRun]:
     the import build loads the tarball and builds with `--cache-from`. Both runs use the same new
     runner id, so the import build's only source of cached layers is the loaded image.
     """
-    from basecamp import buildcache, engine
+    from basecamp import engine
 
     client = engine.client()
-    runner = uuid.uuid4().hex[:12]
+    plain, ids, runner = fresh_build(app, display=display)
     tag = f"{RUNNER_TAG}:{runner}"
-    buildcache.prune_lab_cache_mounts(client)
-    plain, ids = runner_build(app, runner, display=display)
     plain_run = CiRun("plain", runner, 0.0, plain, _downloads(plain))
     tarball = save_image(tag)
     forget(client, tag, ids)
@@ -304,12 +349,10 @@ def dance_round(app: Scratch, *, display: Any = "none") -> tuple[CiRun, CiRun, P
     Run 2 ("dance"): fresh runner again (build and mounts forgotten), `inject_mount()` restores the
     contents, then a cold build with a new runner id (no layer cache): only the mount differs.
     """
-    from basecamp import buildcache, engine
+    from basecamp import engine
 
     client = engine.client()
-    buildcache.prune_lab_cache_mounts(client)
-    first = uuid.uuid4().hex[:12]
-    plain, ids = runner_build(app, first, display=display)
+    plain, ids, first = fresh_build(app, display=display)
     plain_run = CiRun("plain", first, 0.0, plain, _downloads(plain))
     tarball = extract_mount()
     forget(client, f"{RUNNER_TAG}:{first}", ids)

@@ -29,3 +29,34 @@ def test_engine_has_no_cache_to_but_an_imported_inline_cache_works(docker_client
     plain, imported = cicache.ci_round(scratch_copy("test-ci"))
     assert plain.cached == 0 and plain.ran > 0
     assert imported.ran == 0 and imported.cached == plain.ran
+
+
+def _result(tmp_path, *steps):
+    from basecamp.build import BuildResult
+
+    return BuildResult("t", "", tmp_path, tmp_path, "b", 1.0, list(steps), "", "now")
+
+
+def _install_step(status: str, lines: list[str]):
+    from basecamp.progress import Step
+
+    return Step(3, "[builder 4/4] RUN poetry install", "builder", 4, 4, "RUN poetry install", False, status, 1.0, lines)
+
+
+DEBUG = "[urllib3:urllib3.connectionpool] Starting new HTTPS connection (1): index:443"
+
+
+def test_cold_problem_names_a_cached_layer_or_a_filled_mount(tmp_path) -> None:
+    downloaded = ['[urllib3:urllib3.connectionpool] https://f:443 "GET /p/anyio-4.0-py3-none-any.whl HTTP/1.1" 200 1',
+                  "  - Installing anyio (4.0)"]
+    assert cicache.cold_problem(_result(tmp_path, _install_step("done", [DEBUG, *downloaded]))) == ""
+    from_mount = _result(tmp_path, _install_step("done", [DEBUG, "  - Installing anyio (4.0)"]))
+    assert "not empty: 1 packages" in cicache.cold_problem(from_mount)
+    assert "layer cache" in cicache.cold_problem(_result(tmp_path, _install_step("cached", [])))
+
+
+def test_attempt_that_went_on_still_shows_its_errors() -> None:
+    out = "#4 importing cache manifest from type=local\n#4 ERROR: invalid reference format\n#9 DONE 0.1s\n"
+    lines = cicache.Attempt(["docker", "build"], 0, out).summary().splitlines()
+    assert lines[1].startswith("-> exit 0: the build went on")
+    assert lines[2:] == ["ERROR: invalid reference format"]
