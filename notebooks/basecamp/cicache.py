@@ -158,7 +158,9 @@ def cache_from_flags(src: Path) -> list[str]:
 
 
 def _records(client: Any) -> set[str]:
-    return {str(r.get("ID")) for r in (client.df().get("BuildCache") or [])}
+    from basecamp.buildcache import records
+
+    return {r.id for r in records(client)}
 
 
 @contextmanager

@@ -60,3 +60,30 @@ def test_attempt_that_went_on_still_shows_its_errors() -> None:
     lines = cicache.Attempt(["docker", "build"], 0, out).summary().splitlines()
     assert lines[1].startswith("-> exit 0: the build went on")
     assert lines[2:] == ["ERROR: invalid reference format"]
+
+
+def test_record_listing_waits_out_a_concurrent_disk_usage_call(monkeypatch) -> None:
+    import docker.errors
+
+    from basecamp import buildcache
+
+    monkeypatch.setattr("time.sleep", lambda _s: None)
+
+    class Busy:
+        calls = 0
+
+        def df(self):
+            Busy.calls += 1
+            if Busy.calls == 1:
+                raise docker.errors.APIError("500 Server Error: a disk usage operation is already running")
+            return {"BuildCache": [{"ID": "abc", "Type": "regular"}]}
+
+    assert [r.id for r in buildcache.records(Busy())] == ["abc"]
+    assert cicache._records(Busy()) == {"abc"}
+
+    class Broken:
+        def df(self):
+            raise docker.errors.APIError("500 Server Error: something else")
+
+    with pytest.raises(docker.errors.APIError, match="something else"):
+        buildcache.records(Broken())
