@@ -64,7 +64,6 @@ def test_attempt_that_went_on_still_shows_its_errors() -> None:
 
 def test_record_listing_waits_out_a_concurrent_disk_usage_call(monkeypatch) -> None:
     import docker.errors
-
     from basecamp import buildcache
 
     monkeypatch.setattr("time.sleep", lambda _s: None)
