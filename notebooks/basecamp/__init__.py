@@ -32,6 +32,9 @@ _EXPORTS = {
     "dockerfile": "steps", "show_dockerfile": "steps", "base_of": "steps", "build_step": "steps",
     "image_tag": "steps", "describe_base": "steps", "show_diff": "steps", "previous_step": "steps",
     "run_in_image": "probe", "python_modules_in": "probe",
+    "context_size": "context", "read_dockerignore": "context", "is_ignored": "context",
+    "context_demo": "context", "record_context": "context", "show_dockerfile_path": "context",
+    "ci_round": "cicache", "dance_round": "cicache", "try_build_flags": "cicache", "record_ci": "cicache",
 }
 _RENAMED = {"load_results": "load"}
 

@@ -148,10 +148,12 @@ def build(
     labels: dict[str, str] | None = None,
     no_cache: bool = False,
     display: BuildDisplay | str | None = None,
+    cache_from: list[str] | None = None,
 ) -> BuildResult:
     """Build `dockerfile` with `context`, tag it `tag`, label it as the lab's; return what happened.
 
     `display`: a BuildDisplay, a mode name for `display.make_display`, or None for the default.
+    `cache_from`: images whose inline cache BuildKit may reuse (`--cache-from`; BuildKit CLI only).
     Raises BuildError (failing step, the CLI's exit status as `returncode`, the step's own exit
     code as `.step_exit_code`, the full output as `.log`) when the build fails. Ctrl-C / kernel
     interrupt cancels the build, waits for the CLI to exit, and re-raises KeyboardInterrupt.
@@ -179,7 +181,7 @@ def build(
             # the lab's, so cold measurements and cleanup prune those and never the user's.
             with buildcache.track(note=tag):
                 result = _build_cli(cli, dockerfile, context, tag, target, build_args or {}, all_labels,
-                                    no_cache, shown, started_at)
+                                    no_cache, shown, started_at, cache_from or [])
     except BaseException as exc:
         shown.finish(None, exc)
         raise
@@ -188,7 +190,8 @@ def build(
 
 
 def cli_argv(cli_argv_prefix: list[str], dockerfile: Path, context: Path, tag: str, iidfile: Path, *,
-             target: str | None, build_args: dict[str, str], labels: dict[str, str], no_cache: bool) -> list[str]:
+             target: str | None, build_args: dict[str, str], labels: dict[str, str], no_cache: bool,
+             cache_from: list[str] | None = None) -> list[str]:
     """The full BuildKit command line."""
     argv = [*cli_argv_prefix, "--progress=plain", "--iidfile", str(iidfile), "-f", str(dockerfile), "-t", tag]
     for key, value in labels.items():
@@ -199,6 +202,8 @@ def cli_argv(cli_argv_prefix: list[str], dockerfile: Path, context: Path, tag: s
         argv += ["--target", target]
     if no_cache:
         argv.append("--no-cache")
+    for ref in cache_from or []:
+        argv += ["--cache-from", ref]
     return [*argv, str(context)]
 
 
@@ -219,13 +224,13 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 def _build_cli(cli: Any, dockerfile: Path, context: Path, tag: str, target: str | None,
                build_args: dict[str, str], labels: dict[str, str], no_cache: bool,
-               shown: BuildDisplay, started_at: str) -> BuildResult:
+               shown: BuildDisplay, started_at: str, cache_from: list[str] | None = None) -> BuildResult:
     parser = ProgressParser()
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="annapurna-build-") as tmp:
         iidfile = Path(tmp) / "iid"
         argv = cli_argv(list(cli.argv), dockerfile, context, tag, iidfile, target=target,
-                        build_args=build_args, labels=labels, no_cache=no_cache)
+                        build_args=build_args, labels=labels, no_cache=no_cache, cache_from=cache_from)
         t0 = time.perf_counter()
         try:
             proc = subprocess.Popen(

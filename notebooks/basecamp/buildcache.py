@@ -145,9 +145,26 @@ def _client(client: Any | None) -> Any:
     return engine.client()
 
 
+#: Tries, 0.5 s apart, while the engine answers "a disk usage operation is already running"
+#: (Docker 20.10 serves one `system df` at a time; concurrent lab builds each ask for one).
+DF_TRIES = 40
+
+
 def records(client: Any | None = None) -> list[CacheRecord]:
     """Every build-cache record the engine has (all types)."""
-    data = _client(client).df().get("BuildCache") or []
+    import time
+
+    import docker.errors
+
+    dk = _client(client)
+    for attempt in range(DF_TRIES):
+        try:
+            data = dk.df().get("BuildCache") or []
+            break
+        except docker.errors.APIError as exc:
+            if "already running" not in str(exc) or attempt == DF_TRIES - 1:
+                raise
+            time.sleep(0.5)
     return [CacheRecord.from_api(r) for r in data]
 
 

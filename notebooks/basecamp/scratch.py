@@ -212,4 +212,6 @@ def scratch_copy(name: str = "default", source: Path | None = None) -> Scratch:
             shutil.copytree(src / item, dest / item, ignore=_IGNORED)
         else:
             shutil.copy2(src / item, dest / item)
+    if (src / ".dockerignore").is_file():  # what a real `docker build` of the checkout would leave out
+        shutil.copy2(src / ".dockerignore", dest / ".dockerignore")
     return Scratch(name=name, path=dest, source=src)
