@@ -61,8 +61,13 @@ def _log_tail(log: Path) -> str:
 def lab(tmp_path: Path) -> Iterator[Lab]:
     """`./lab start` on a free port with a known token, ready; stopped (kernels too) afterwards."""
     port, token = _free_port(), secrets.token_hex(16)
+    # autosave off (user settings in a temporary folder): the test must never write the repo's notebook
+    settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension"
+    settings.mkdir(parents=True)
+    (settings / "plugin.jupyterlab-settings").write_text('{"autosave": false}')
     env = {**os.environ, "ANNAPURNA_PROGRESS": "widget", "ANNAPURNA_REPEATS": "1",
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings")}
     log = tmp_path / "jupyterlab.log"
     started = time.perf_counter()
     with log.open("w") as fh:
@@ -114,6 +119,7 @@ def _code_cells_through_build(path: Path) -> list[int]:
 def test_lab_start_opens_01_and_the_build_progress_widget_renders(
         lab: Lab, browser: Any, screenshot: Callable[..., Path], note: Callable[[str], None]) -> None:
     note(f"JupyterLab ready after `./lab start`: {lab.ready_s:.1f} s")
+    saved = (config.NOTEBOOKS_DIR / NOTEBOOK).read_bytes()
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     blocked: list[str] = []
 
@@ -173,3 +179,4 @@ def test_lab_start_opens_01_and_the_build_progress_widget_renders(
     lab.api(f"/api/kernels/{sessions[0]['kernel']['id']}/interrupt", method="POST")
     page.get_by_text("INTERRUPTED").first.wait_for(timeout=120_000)
     assert blocked == [], f"JupyterLab requested outside addresses: {blocked}"
+    assert (config.NOTEBOOKS_DIR / NOTEBOOK).read_bytes() == saved, f"{NOTEBOOK} was written by JupyterLab"
