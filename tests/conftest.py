@@ -5,6 +5,23 @@ from __future__ import annotations
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.annapurna_artifacts = []  # type: ignore[attr-defined]  # lines for the summary, see tests/browser
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: after nbval has executed the series, whose results the report shows."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    lines = getattr(config, "annapurna_artifacts", [])
+    if lines:
+        terminalreporter.section("browser tests: artifacts and timings")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(autouse=True)
 def _lab_home(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Unit tests write results and scratch copies into a temporary lab folder, not .lab/."""

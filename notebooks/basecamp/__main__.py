@@ -1,4 +1,4 @@
-"""`python -m basecamp prepare | check | clean | poetry-env | bench` — what `./lab` runs under the hood."""
+"""`python -m basecamp prepare | check | clean | poetry-env | bench | report` — what `./lab` runs under the hood."""
 
 from __future__ import annotations
 
@@ -70,6 +70,24 @@ def bench(steps: str | None, repeats: int | None, out: str | None, scenarios: st
     return 1 if report.failures else 0
 
 
+def report(notebooks: list[str] | None, out: str | None, timeout: int, folder: str | None = None) -> int:
+    """Execute the series headless and write the static site (basecamp/book.py); 1 when a notebook fails."""
+    from pathlib import Path
+
+    from basecamp import book
+    from basecamp.units import fmt_seconds
+
+    chosen = [n for arg in notebooks or [] for n in arg.split(",") if n.strip()]
+    result = book.build_book(book.discover(chosen, Path(folder) if folder else None), Path(out) if out else None, timeout=timeout)
+    print()
+    for run in result.runs:
+        print(f"{'passed' if run.ok else 'FAILED':6}  {run.name:28} {fmt_seconds(run.seconds):>10}")
+    for run in result.failures:
+        print(f"FAILED {run.name}.ipynb at {run.failure.describe() if run.failure else '?'}", file=sys.stderr)
+    print(f"wrote {result.index} ({len(result.runs)} pages, plotly.js once) in {fmt_seconds(result.wall_s)}")
+    return 1 if result.failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m basecamp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     bench_p.add_argument("--repeats", type=int, help="runs per scenario (default: $ANNAPURNA_REPEATS, else 2)")
     bench_p.add_argument("--scenarios", help="comma-separated, default: cold,code-change,dependency-change")
     bench_p.add_argument("--out", help="folder for the CSV and JSON files (default: .lab/bench/)")
+    report_p = sub.add_parser("report", help="execute every notebook headless and write a static HTML site")
+    report_p.add_argument("--out", help="folder for the site (default: .lab/report/)")
+    report_p.add_argument("--notebooks", nargs="+", metavar="NB",
+                          help="only these notebooks, by prefix: 01 14_summary (default: every NN_*.ipynb)")
+    report_p.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default: 1800)")
+    report_p.add_argument("--notebooks-dir", help="folder of the series (default: notebooks/)")
     args = parser.parse_args(argv)
     try:
         if args.command == "prepare":
@@ -93,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             clean(args.bases)
         elif args.command == "bench":
             return bench(args.steps, args.repeats, args.out, args.scenarios)
+        elif args.command == "report":
+            return report(args.notebooks, args.out, args.timeout, args.notebooks_dir)
         else:
             poetry_env()
     except LabError as exc:

@@ -41,8 +41,8 @@ def _timing(row: dict[str, Any], key: str) -> str:
     return f"{med:.1f} s ({row[f'{key}_min_s']:.1f}–{row[f'{key}_max_s']:.1f})"
 
 
-def article_table(rows: list[dict[str, Any]]) -> str:
-    """A text table: our sizes and times (median, min–max) with the article's published size beside."""
+def article_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The header and cells of `article_table` (the report's index renders them as HTML)."""
     head = ["step", "size", "article", "gzipped", "cold", "code change", "dependency change"]
     body = []
     for r in rows:
@@ -53,6 +53,12 @@ def article_table(rows: list[dict[str, Any]]) -> str:
             fmt_bytes(r.get("compressed_bytes")), _timing(r, "cold"), _timing(r, "code_change"),
             _timing(r, "dependency_change"),
         ])
+    return head, body
+
+
+def article_table(rows: list[dict[str, Any]]) -> str:
+    """A text table: our sizes and times (median, min–max) with the article's published size beside."""
+    head, body = article_cells(rows)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([line(head), line(["-" * w for w in widths]), *(line(b) for b in body)])

@@ -1,0 +1,182 @@
+"""JupyterLab as the README starts it (`./lab start`), driven in chromium.
+
+Opens 01_naive.ipynb, runs its first cells (preflight, the Dockerfile, the live build) and waits for
+the build's ipywidgets progress bar (basecamp/display.py) to render; then interrupts the kernel,
+which cancels the build, and shuts the server down. The time from `./lab start` to a server that
+answers is measured and listed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from basecamp import config
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.engine, pytest.mark.browser]
+
+NOTEBOOK = "01_naive.ipynb"
+READY_TIMEOUT_S = 300
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    ready_s: float
+    log: Path
+
+    def api(self, path: str, method: str = "GET") -> Any:
+        req = urllib.request.Request(f"{self.url}{path}", method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _log_tail(log: Path) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log.exists() else ""
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """`./lab start` on a free port with a known token, ready; stopped (kernels too) afterwards."""
+    port, token = _free_port(), secrets.token_hex(16)
+    # autosave off (user settings in a temporary folder): the test must never write the repo's notebook
+    settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension"
+    settings.mkdir(parents=True)
+    (settings / "plugin.jupyterlab-settings").write_text('{"autosave": false}')
+    env = {**os.environ, "ANNAPURNA_PROGRESS": "widget", "ANNAPURNA_REPEATS": "1",
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings")}
+    log = tmp_path / "jupyterlab.log"
+    started = time.perf_counter()
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            ["bash", str(config.REPO_ROOT / "lab"), "start", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+             f"--ServerApp.token={token}", "--no-browser"],
+            stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=config.REPO_ROOT, start_new_session=True)
+    server = Lab(f"http://127.0.0.1:{port}", token, 0.0, log)
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"`./lab start` exited with {proc.returncode}:\n{_log_tail(log)}")
+            try:
+                server.api("/api/status")
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if time.perf_counter() - started > READY_TIMEOUT_S:
+                    pytest.fail(f"JupyterLab did not answer within {READY_TIMEOUT_S} s:\n{_log_tail(log)}")
+                time.sleep(0.2)
+        server.ready_s = time.perf_counter() - started
+        yield server
+    finally:
+        try:
+            for session in server.api("/api/sessions"):
+                server.api(f"/api/sessions/{session['id']}", method="DELETE")
+        except (urllib.error.URLError, OSError):
+            pass
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+def _code_cells_through_build(path: Path) -> list[int]:
+    """The indexes of the code cells from the top down to the one that starts the live build."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    found = []
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] == "code":
+            found.append(i)
+            if "measure_step(" in "".join(cell["source"]):
+                return found
+    raise AssertionError(f"{path.name} has no cell calling measure_step")
+
+
+def test_lab_start_opens_01_and_the_build_progress_widget_renders(
+        lab: Lab, browser: Any, screenshot: Callable[..., Path], note: Callable[[str], None]) -> None:
+    note(f"JupyterLab ready after `./lab start`: {lab.ready_s:.1f} s")
+    saved = (config.NOTEBOOKS_DIR / NOTEBOOK).read_bytes()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    blocked: list[str] = []
+
+    def route(r: Any) -> None:  # JupyterLab must work offline too
+        if r.request.url.startswith(lab.url):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}")
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    notebook.locator(".jp-Cell").first.wait_for(timeout=60_000)
+    indicator = page.locator(".jp-Notebook-ExecutionIndicator").first
+    deadline = time.monotonic() + 120
+    while indicator.get_attribute("data-status") != "idle":
+        assert time.monotonic() < deadline, f"the kernel never became idle: {indicator.get_attribute('data-status')}"
+        time.sleep(0.3)
+
+    # run the code cells from the top down to the live build: click a cell's prompt, Shift+Enter
+    cells = notebook.locator(".jp-Cell")
+    code = _code_cells_through_build(config.NOTEBOOKS_DIR / NOTEBOOK)
+    for n, index in enumerate(code, start=1):
+        cell = cells.nth(index)
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputPrompt").first.click()
+        page.keyboard.press("Shift+Enter")
+        prompt = cell.locator(".jp-InputPrompt").first
+        if index == code[-1]:
+            expect(prompt).to_have_text("[*]:", timeout=30_000)
+        else:
+            expect(prompt).to_have_text(f"[{n}]:", timeout=120_000)
+            assert cell.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+            assert cell.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
+        if n == 1:
+            expect(cell.locator(".jp-OutputArea")).to_contain_text("Docker engine: ready.")
+
+    # the saved notebook has no widget state: a progress bar can only come from this kernel's build
+    bar = notebook.locator(".jp-OutputArea .widget-hprogress, .jp-OutputArea .widget-progress").first
+    try:
+        bar.wait_for(timeout=180_000)
+    except Exception:
+        screenshot(page, "jupyterlab-01_naive-FAILED", full_page=True)
+        raise
+    bar.scroll_into_view_if_needed()
+    assert notebook.locator(".jp-OutputArea .jupyter-widgets").count() >= 1
+    page.wait_for_timeout(3000)  # a few build steps, so the bar and its label have moved
+    label = notebook.locator(".jp-OutputArea .widget-label").first.inner_text()
+    assert label.strip(), "the progress widget shows the current step"
+    screenshot(page, "jupyterlab-01_naive-build-progress")
+
+    # interrupt: the build is cancelled, the widget says so, and the kernel is idle again
+    sessions = lab.api("/api/sessions")
+    assert len(sessions) == 1 and sessions[0]["path"].endswith(NOTEBOOK), sessions
+    lab.api(f"/api/kernels/{sessions[0]['kernel']['id']}/interrupt", method="POST")
+    page.get_by_text("INTERRUPTED").first.wait_for(timeout=120_000)
+    assert blocked == [], f"JupyterLab requested outside addresses: {blocked}"
+    assert (config.NOTEBOOKS_DIR / NOTEBOOK).read_bytes() == saved, f"{NOTEBOOK} was written by JupyterLab"
