@@ -61,6 +61,15 @@ if TYPE_CHECKING:
 SCENARIOS = ("cold", "code-change", "dependency-change")
 #: The results-file scenario of the record that holds a measurement's image sizes.
 IMAGE_SCENARIO = "image"
+#: Written last by `measure_step`: a measurement without it was interrupted or failed part-way.
+DONE_SCENARIO = "done"
+#: Steps whose whole protocol is smaller than SCENARIOS (the anti-pattern only has a size to show).
+PROTOCOL: dict[str, tuple[str, ...]] = {"03b-cache-deleted-later": ("cold",)}
+
+
+def protocol(step: str) -> tuple[str, ...]:
+    """The scenarios a complete measurement of `step` has (what the summary needs of it)."""
+    return PROTOCOL.get(step, SCENARIOS)
 REPEATS_ENV = "ANNAPURNA_REPEATS"
 DEFAULT_REPEATS = 2
 #: The folders of the app's code in the build context (what a code change edits).
@@ -623,7 +632,8 @@ def measure_step(
             else:
                 app.change_dependency()
             runs[scenario].append(session.run(scenario, i))
-    assert session.image is not None
+    assert session.image is not None and session.image_build is not None
+    session.record(DONE_SCENARIO, None, session.image_build, size=None)
     return StepMeasurement(
         step=name, image=session.image, base=session.base_desc, builder=session.builder,
         scenarios={s: ScenarioStats(s, r) for s, r in runs.items()}, target=target, repeats=n,
@@ -676,17 +686,26 @@ def _canonical(step: str) -> str:
         return step
 
 
-def measured(step: str, path: Path | None = None) -> StepMeasurement | None:
-    """The latest measurement of `step` in the results file (no build), or None when there is none."""
+def measured(step: str, path: Path | None = None, scenarios: Sequence[str] | None = None) -> StepMeasurement | None:
+    """The latest finished measurement of `step` that covers `scenarios` (default: the step's `protocol`).
+
+    Reads the results file, builds nothing. A measurement interrupted or failed part-way (no "done"
+    record) and a narrower one (say cold only, made by another notebook) are passed over; None when
+    no measurement qualifies.
+    """
     from basecamp.results import load
 
     name = _canonical(step)
-    records = [r for r in load(name, path) if r.measurement]
-    with_runs = [r for r in records if r.scenario in SCENARIOS]
-    if not with_runs:
-        return None
-    latest = with_runs[-1].measurement
-    return _from_records(name, [r for r in records if r.measurement == latest])
+    wanted = set(protocol(name) if scenarios is None else scenarios)
+    by_measurement: dict[str, list[Record]] = {}
+    for r in load(name, path):
+        if r.measurement:
+            by_measurement.setdefault(r.measurement, []).append(r)
+    for records in reversed(list(by_measurement.values())):
+        seen = {r.scenario for r in records}
+        if DONE_SCENARIO in seen and wanted <= seen:
+            return _from_records(name, records)
+    return None
 
 
 def latest_rows(steps: Iterable[str] | None = None, path: Path | None = None) -> list[dict[str, Any]]:

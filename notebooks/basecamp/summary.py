@@ -12,18 +12,19 @@ def ensure_measured(step: str, **kwargs: Any) -> Any:
     """The latest recorded measurement of `step`, or a fresh one (full protocol) when none exists."""
     from basecamp.measure import measure_step, measured
 
-    found = measured(step)
+    found = measured(step, scenarios=kwargs.get("scenarios"))
     return found if found is not None else measure_step(step, **kwargs)
 
 
 def summary_rows(steps: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per step (basecamp.measure row format), measuring any step never measured here."""
-    from basecamp.measure import all_steps, latest_rows
+    from basecamp.measure import all_steps, latest_rows, protocol
+    from basecamp.steps import step_name
 
     wanted = steps or all_steps()
     for step in wanted:
         # the anti-pattern only has a size to show: one cold build is its whole protocol
-        ensure_measured(step, scenarios=["cold"]) if step.startswith("03b") else ensure_measured(step)
+        ensure_measured(step, scenarios=list(protocol(step_name(step))))
     return latest_rows(wanted)
 
 

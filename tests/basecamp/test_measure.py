@@ -253,14 +253,20 @@ def test_csv_and_json_round_trip(tmp_path: Path) -> None:
 # --- reading measurements back --------------------------------------------------------------------
 
 
-def _records(measurement_id: str, step: str = "01-naive", cold: tuple[float, ...] = (10.0, 12.0)) -> None:
+def _records(measurement_id: str, step: str = "01-naive", cold: tuple[float, ...] = (10.0, 12.0),
+             *, full: bool = True, done: bool = True) -> None:
     common = {"step": step, "builder": "fake", "base": "python:3.11-bookworm (stand-in)", "measurement": measurement_id}
     record(Record(scenario="image", size_bytes=100, compressed_bytes=40, image_id="sha256:img", **common))
     for i, wall in enumerate(cold, start=1):
         record(Record(scenario="cold", wall_s=wall, cached_steps=0, ran_steps=3, run=i, size_bytes=100,
                       image_id=f"sha256:{i}", **common))
-    record(Record(scenario="code-change", wall_s=2.0, cached_steps=1, ran_steps=2, run=1, downloads=0,
-                  image_id="sha256:c", **common))
+    if full:
+        record(Record(scenario="code-change", wall_s=2.0, cached_steps=1, ran_steps=2, run=1, downloads=0,
+                      image_id="sha256:c", **common))
+        record(Record(scenario="dependency-change", wall_s=3.0, cached_steps=1, ran_steps=2, run=1, downloads=1,
+                      image_id="sha256:d", **common))
+    if done:
+        record(Record(scenario="done", **common))
 
 
 def test_measured_reads_the_latest_measurement_back() -> None:
@@ -269,11 +275,15 @@ def test_measured_reads_the_latest_measurement_back() -> None:
     _records("m1", cold=(50.0,))
     _records("m2")
     record(Record(step="01-naive", scenario="image", measurement="m3", size_bytes=1))  # invalid: no runs
+    _records("m4", cold=(1.0,), done=False)  # interrupted part-way: never read back
+    _records("m5", cold=(7.0,), full=False)  # finished, but cold only (another notebook's narrower need)
     m = measured("01-naive")
     assert m is not None and m.measurement == "m2"
+    narrow = measured("01-naive", scenarios=["cold"])
+    assert narrow is not None and narrow.measurement == "m5"
     assert m.image.size_bytes == 100 and m.image.compressed_bytes == 40 and m.image.base_ref == "python:3.11-bookworm"
     assert m.base == "python:3.11-bookworm (stand-in)"
-    assert list(m.scenarios) == ["cold", "code-change"]
+    assert list(m.scenarios) == ["cold", "code-change", "dependency-change"]
     assert m.scenarios["cold"].median_s == 11.0 and m.scenarios["code-change"].downloads == "0"
     assert [r.index for r in m.scenarios["cold"].runs] == [1, 2] and m.repeats == 2
 
@@ -285,7 +295,7 @@ def test_latest_rows_compare_steps_without_building() -> None:
     assert [r["step"] for r in rows] == ["01-naive", "04-deps-before-code"]
     assert rows[1]["cold_median_s"] == 8.0
     assert [r["step"] for r in latest_rows(["04-deps-before-code"])] == ["04-deps-before-code"]
-    assert len(load()) == 7
+    assert len(load()) == 11
 
 
 def test_bench_refuses_bad_arguments_before_building(capsys: pytest.CaptureFixture[str]) -> None:
