@@ -60,9 +60,7 @@ def article_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
 def article_table(rows: list[dict[str, Any]]) -> str:
     """A text table: our sizes and times (median, min–max) with the article's published size beside."""
     head, body = article_cells(rows)
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(head), line(["-" * w for w in widths]), *(line(b) for b in body)])
+    return text_table(head, body)
 
 
 def compare_widget(rows: list[dict[str, Any]]) -> Any:
@@ -97,6 +95,16 @@ def compare_widget(rows: list[dict[str, Any]]) -> Any:
     return widgets.VBox([widgets.HBox([metric, chosen]), out])
 
 
+def text_table(head: list[str], body: list[list[str]]) -> str:
+    """Rows of cells as plain text: columns aligned, a rule under the header."""
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    return "\n".join([line(head), line(["-" * w for w in widths]), *(line(b) for b in body)])
+
+
 def _ratio(num: float | None, den: float | None) -> str:
     return f"{num / den:.1f}x" if num and den else "—"
 
@@ -117,6 +125,4 @@ def ratios_table(rows: list[dict[str, Any]], first: str = "01-naive", best: str 
         _ratio(r.get("code_change_median_s"), b.get("code_change_median_s")),
         _ratio(r.get("dependency_change_median_s"), b.get("dependency_change_median_s")),
     ] for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(head), line(["-" * w for w in widths]), *(line(b) for b in body)])
+    return text_table(head, body)
