@@ -32,6 +32,9 @@ _EXPORTS = {
     "dockerfile": "steps", "show_dockerfile": "steps", "base_of": "steps", "build_step": "steps",
     "image_tag": "steps", "describe_base": "steps", "show_diff": "steps", "previous_step": "steps",
     "run_in_image": "probe", "python_modules_in": "probe",
+    "image_forensics": "forensics", "step_forensics": "forensics", "latest_forensics": "forensics",
+    "plot_forensics": "forensics", "ImageForensics": "forensics", "LayerReport": "forensics",
+    "hadolint": "lint", "lint_dockerfiles": "lint", "Finding": "lint", "explain_rule": "lint",
 }
 _RENAMED = {"load_results": "load"}
 
