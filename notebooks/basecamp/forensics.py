@@ -370,8 +370,11 @@ def image_forensics(ref: str, *, refresh: bool = False) -> ImageForensics:
         except (OSError, ValueError, KeyError, TypeError):
             pass
     t0 = time.perf_counter()
-    with io.BufferedReader(ChunkReader(image.save(named=False)), buffer_size=1 << 20) as stream:
-        layers, history = read_saved(stream)
+    try:
+        with io.BufferedReader(ChunkReader(image.save(named=False)), buffer_size=1 << 20) as stream:
+            layers, history = read_saved(stream)
+    except docker.errors.NotFound as exc:  # removed while we read it (the engine is shared)
+        raise InputError(f"image {ref!r} was removed from the engine while it was analysed: {exc}") from exc
     result = analyse(layers, history, ref=ref, image_id=image.id)
     result.seconds = round(time.perf_counter() - t0, 3)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -407,10 +410,18 @@ def step_forensics(step: str, *, refresh: bool = False, log: Any = print) -> Ima
             engine.client().images.get(image_id)
         except docker.errors.ImageNotFound:
             image_id = ""
-    if not image_id or found is None:
-        found = measure_step(name, scenarios=["cold"], repeats=1, log=log)
-        image_id = found.image.id
-    result = image_forensics(image_id, refresh=refresh)
+    for attempt in (1, 2):
+        if not image_id or found is None:
+            found = measure_step(name, scenarios=["cold"], repeats=1, log=log)
+            image_id = found.image.id
+        try:
+            result = image_forensics(image_id, refresh=refresh)
+            break
+        except InputError:
+            # another measurement of this step (the engine is shared) replaced the image: measure again
+            if attempt == 2:
+                raise
+            image_id = ""
     result.ref = image_tag(name, "measure")
     record(Record(step=name, scenario=SCENARIO, size_bytes=result.total_bytes, image_id=image_id,
                   measurement=found.measurement, wasted_bytes=result.wasted_bytes,
