@@ -16,6 +16,8 @@
 FROM python:3.11-bookworm AS builder
 
 # Pinned Poetry, the version the lab uses on the host: the same resolver and installer everywhere.
+# DL3042: pip's cache stays in the builder stage; the runtime image copies only the venv.
+# hadolint ignore=DL3042
 RUN pip install poetry==2.5.1
 
 # Poetry for a build: no prompts, a venv inside the project (/app/.venv), its cache in a known folder.
@@ -46,6 +48,8 @@ ENV VIRTUAL_ENV=/app/.venv \
 COPY --from=builder ${VIRTUAL_ENV} ${VIRTUAL_ENV}
 
 # The code, last (it changes most often); into /, the working directory, as in the article.
+# DL3045: no WORKDIR on purpose: the slim base works in /, and the article copies the code there.
+# hadolint ignore=DL3045
 COPY annapurna ./annapurna
 
 # The venv's python runs the app directly: no Poetry at run time.

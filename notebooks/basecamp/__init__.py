@@ -35,6 +35,9 @@ _EXPORTS = {
     "context_size": "context", "read_dockerignore": "context", "is_ignored": "context",
     "context_demo": "context", "record_context": "context", "show_dockerfile_path": "context",
     "ci_round": "cicache", "dance_round": "cicache", "try_build_flags": "cicache", "record_ci": "cicache",
+    "image_forensics": "forensics", "step_forensics": "forensics", "latest_forensics": "forensics",
+    "plot_forensics": "forensics", "ImageForensics": "forensics", "LayerReport": "forensics",
+    "hadolint": "lint", "lint_dockerfiles": "lint", "Finding": "lint", "explain_rule": "lint",
 }
 _RENAMED = {"load_results": "load"}
 

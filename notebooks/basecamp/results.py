@@ -36,6 +36,10 @@ class Record:
     run: int | None = None
     #: The id shared by every record of one `measure_step` call ("" for records made elsewhere).
     measurement: str = ""
+    #: Layer forensics (basecamp.forensics, scenario "forensics"): bytes shipped but hidden by later layers.
+    wasted_bytes: int | None = None
+    #: 1 - wasted/total bytes of every layer (basecamp.forensics).
+    efficiency: float | None = None
 
 
 def record(rec: Record, path: Path | None = None) -> Record:

@@ -6,6 +6,8 @@ from basecamp import config, steps
 from basecamp.errors import InputError
 
 INSTRUCTION = re.compile(r"^(FROM|RUN|COPY|ADD|ENV|ARG|WORKDIR|ENTRYPOINT|CMD|EXPOSE|USER|LABEL|VOLUME)\b")
+#: hadolint's pragma must sit right above its instruction; the why comment goes above it (basecamp.lint).
+HADOLINT_PRAGMA = re.compile(r"^\s*#\s*hadolint\s", re.IGNORECASE)
 DOCKERFILES = sorted(config.DOCKERFILES_DIR.glob("*.Dockerfile"))
 
 
@@ -42,7 +44,10 @@ def test_dockerfiles_explain_themselves(path) -> None:
     assert not any(line.startswith("# syntax=") for line in lines), "syntax lines need a registry"
     for i, line in enumerate(lines):
         if INSTRUCTION.match(line):
-            above = lines[i - 1].strip() if i else ""
+            j = i - 1
+            while j >= 0 and HADOLINT_PRAGMA.match(lines[j]):
+                j -= 1
+            above = lines[j].strip() if j >= 0 else ""
             assert above.startswith("#"), f"{path.name}:{i + 1} `{line}` has no comment saying why"
 
 
