@@ -32,8 +32,10 @@ _EXPORTS = {
     "dockerfile": "steps", "show_dockerfile": "steps", "base_of": "steps", "build_step": "steps",
     "image_tag": "steps", "describe_base": "steps", "show_diff": "steps", "previous_step": "steps",
     "run_in_image": "probe", "python_modules_in": "probe",
+    "uv_lock": "uvlock", "compare_locks": "uvlock", "install_step_seconds": "uvlock",
+    "compare_steps": "uvlock", "format_comparison": "uvlock", "plot_comparison": "uvlock",
 }
-_RENAMED = {"load_results": "load"}
+_RENAMED = {"load_results": "load", "uv_lock": "lock", "compare_locks": "compare"}
 
 __all__ = ["BuildError", "CommandError", "EngineError", "InputError", "LabError", *_EXPORTS]
 

@@ -147,7 +147,19 @@ def _client(client: Any | None) -> Any:
 
 def records(client: Any | None = None) -> list[CacheRecord]:
     """Every build-cache record the engine has (all types)."""
-    data = _client(client).df().get("BuildCache") or []
+    import time
+
+    import docker.errors
+
+    dk = _client(client)
+    for attempt in range(60):  # the engine runs one disk-usage query at a time; others may be asking
+        try:
+            data = dk.df().get("BuildCache") or []
+            break
+        except docker.errors.APIError as exc:
+            if "disk usage operation is already running" not in str(exc) or attempt == 59:
+                raise
+            time.sleep(0.5)
     return [CacheRecord.from_api(r) for r in data]
 
 
