@@ -38,8 +38,10 @@ _EXPORTS = {
     "image_forensics": "forensics", "step_forensics": "forensics", "latest_forensics": "forensics",
     "plot_forensics": "forensics", "ImageForensics": "forensics", "LayerReport": "forensics",
     "hadolint": "lint", "lint_dockerfiles": "lint", "Finding": "lint", "explain_rule": "lint",
+    "uv_lock": "uvlock", "compare_locks": "uvlock", "install_step_seconds": "uvlock",
+    "compare_steps": "uvlock", "format_comparison": "uvlock", "plot_comparison": "uvlock",
 }
-_RENAMED = {"load_results": "load"}
+_RENAMED = {"load_results": "load", "uv_lock": "lock", "compare_locks": "compare"}
 
 __all__ = ["BuildError", "CommandError", "EngineError", "InputError", "LabError", *_EXPORTS]
 

@@ -172,6 +172,11 @@ def install_report(build: BuildResult, match: str = "poetry install") -> Install
     if not matching:
         folded = match.casefold()
         matching = [s for s in build.steps if folded in s.name.casefold() and not s.internal]
+    if not matching and match == "poetry install" and any("uv sync" in s.name for s in build.steps):
+        # step 9 installs with uv: its output has its own format
+        from basecamp.uvlock import sync_report
+
+        return sync_report(build)
     if not matching:
         names = "; ".join(s.name for s in build.steps if not s.is_from) or "none"
         raise InputError(f"install_report: no step of {build.tag} contains {match!r} (its steps: {names})")

@@ -75,7 +75,7 @@ DEFAULT_REPEATS = 2
 #: The folders of the app's code in the build context (what a code change edits).
 CODE_PATHS = ("annapurna",)
 #: The files a dependency change edits.
-DEPENDENCY_FILES = ("pyproject.toml", "poetry.lock")
+DEPENDENCY_FILES = ("pyproject.toml", "poetry.lock", "uv.lock")
 #: Stage name that multi-stage steps build (`--target runtime`); the image measured is that stage's.
 RUNTIME_TARGET = "runtime"
 
@@ -352,13 +352,15 @@ def verify(run: Run) -> list[str]:
             problems.append(f"the COPY of the code did not re-run ({_names(copies)}): the edit did not reach the build")
     elif run.scenario == "dependency-change":
         copies = dependency_copies(build)
-        installs = [s for s in build.steps if s.keyword == "RUN" and "poetry install" in s.instruction]
+        installs = [s for s in build.steps if s.keyword == "RUN"
+                    and ("poetry install" in s.instruction or "uv sync" in s.instruction)]
         if not copies:
             problems.append("no COPY of pyproject.toml / poetry.lock found: a dependency change cannot reach this build")
         elif not any(s.status == "done" for s in copies):
             problems.append(f"the COPY of pyproject.toml / poetry.lock did not re-run ({_names(copies)})")
         if installs and not any(s.status == "done" for s in installs):
-            problems.append(f"`poetry install` did not re-run after a dependency change ({_names(installs)})")
+            tool = "uv sync" if any("uv sync" in s.instruction for s in installs) else "poetry install"
+            problems.append(f"`{tool}` did not re-run after a dependency change ({_names(installs)})")
     else:
         raise InputError(f"unknown scenario {run.scenario!r}: use one of {', '.join(SCENARIOS)}")
     cold_steps = _not_warm(build, copies)
@@ -480,6 +482,9 @@ class _Session:
         self.results_path = results_path
         self.base = target_base(step, target)
         _require_bases(self.client, step)
+        from basecamp.uvlock import prepare_context
+
+        prepare_context(app, self.dockerfile)  # a uv step's context needs a uv.lock
         self.base_desc = describe_base_short(self.client, self.base)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.measurement = f"{self.step}@{stamp}-{uuid.uuid4().hex[:6]}"

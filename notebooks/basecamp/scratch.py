@@ -175,6 +175,10 @@ class Scratch:
                 tmp = cached.with_suffix(f".tmp{os.getpid()}")
                 shutil.copyfile(lock, tmp)
                 tmp.replace(cached)
+            if (self.path / "uv.lock").is_file():  # a uv step's copy: derive its uv.lock again
+                from basecamp.uvlock import lock as uv_lock
+
+                uv_lock(self.path)
         what = f"added {package}, relocked" if added else f"{package} already added"
         self.edits.append(f"pyproject.toml: {what}; marker {edit_id}")
         return f"{what} (marker {edit_id})"

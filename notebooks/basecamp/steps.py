@@ -97,7 +97,9 @@ def build_step(step: str, app: Scratch, label: str = "latest", *, no_cache: bool
     `display`: "widget", "plain", "none" or a display object; default from $ANNAPURNA_PROGRESS.
     """
     from basecamp.build import build
+    from basecamp.uvlock import prepare_context
 
+    prepare_context(app, dockerfile(step))  # a uv step's context needs a uv.lock
     return build(dockerfile(step), app.path, image_tag(step, label), target=target, no_cache=no_cache,
                  labels={STEP_LABEL: step_name(step)}, display=display)
 
@@ -113,7 +115,7 @@ def describe_base(tag: str) -> str:
 
 
 #: The article's steps in order, with the step each one changes. 03b is the anti-pattern beside step 3.
-PREVIOUS = {"02": "01", "03": "02", "03b": "03", "04": "03", "05": "04", "06": "05"}
+PREVIOUS = {"02": "01", "03": "02", "03b": "03", "04": "03", "05": "04", "06": "05", "09": "06"}
 
 
 def previous_step(step: str) -> str | None:
