@@ -145,9 +145,27 @@ def _client(client: Any | None) -> Any:
     return engine.client()
 
 
+#: The engine answers one disk-usage request at a time ("a disk usage operation is already running"):
+#: two notebooks (or a notebook and `docker system df`) at once wait their turn this long.
+DF_BUSY_WAIT_S = 120.0
+
+
 def records(client: Any | None = None) -> list[CacheRecord]:
-    """Every build-cache record the engine has (all types)."""
-    data = _client(client).df().get("BuildCache") or []
+    """Every build-cache record the engine has (all types); waits while another disk-usage request runs."""
+    import time
+
+    import docker.errors
+
+    dk = _client(client)
+    deadline = time.monotonic() + DF_BUSY_WAIT_S
+    while True:
+        try:
+            data = dk.df().get("BuildCache") or []
+            break
+        except docker.errors.APIError as exc:
+            if "already running" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
     return [CacheRecord.from_api(r) for r in data]
 
 
