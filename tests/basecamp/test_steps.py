@@ -94,7 +94,8 @@ def test_the_step_5_image_runs_as_uid_10001(docker_client) -> None:
 
     result = steps.build_step("05", scratch_copy("nonroot-test"), "nonroot-test", target="runtime", display="none")
     try:
-        assert run_in_image(result.tag, ["id", "-u"]).output.strip() == "10001"
-        assert docker_client.images.get(result.tag).attrs["Config"]["User"] == "10001:10001"
+        # by id: another kernel may re-tag the step's images meanwhile
+        assert run_in_image(result.image_id, ["id", "-u"]).output.strip() == "10001"
+        assert docker_client.images.get(result.image_id).attrs["Config"]["User"] == "10001:10001"
     finally:
         docker_client.images.remove(result.tag, force=True)
