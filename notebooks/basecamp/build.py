@@ -177,7 +177,7 @@ def build(
     from basecamp import disk
 
     disk.ensure_disk_space()
-    all_labels = {**config.lab_labels(), **(labels or {})}
+    all_labels = {**config.made_labels(), **(labels or {})}
     shown = display if display is not None and not isinstance(display, str) else make_display(display)
     cli = engine.buildkit_cli()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")

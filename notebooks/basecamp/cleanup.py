@@ -31,8 +31,8 @@ class CleanupReport:
 
 
 def label_filter() -> dict[str, str]:
-    """The Docker filter that matches lab objects and nothing else."""
-    return {"label": f"{config.LAB_LABEL}={config.LAB_LABEL_VALUE}"}
+    """The Docker filter that matches what the lab made and nothing else (not images built FROM a stand-in)."""
+    return {"label": f"{config.MADE_LABEL}={config.LAB_LABEL_VALUE}"}
 
 
 def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport:

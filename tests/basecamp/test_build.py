@@ -62,7 +62,7 @@ def ensure_busybox(dk) -> str:
         info.size = len(passwd)
         tar.addfile(info, io.BytesIO(passwd))
     dk.api.import_image(src=buf.getvalue(), repository=BUSYBOX.split(":")[0], tag="latest",
-                        changes=[f"LABEL {config.LAB_LABEL}={config.LAB_LABEL_VALUE}", "ENV PATH=/bin", 'CMD ["/bin/sh"]'])
+                        changes=[f"LABEL {config.LAB_LABEL}={config.LAB_LABEL_VALUE} {config.MADE_LABEL}={config.LAB_LABEL_VALUE}", "ENV PATH=/bin", 'CMD ["/bin/sh"]'])
     return BUSYBOX
 
 
@@ -241,7 +241,7 @@ def test_classic_fallback_with_fake_client(monkeypatch, context):
     monkeypatch.setattr(engine, "client", lambda: fake)
     r = build(DATA / "multistage.Dockerfile", context, "annapurna-lab/fake:5", display="none")
     assert r.builder == CLASSIC_BUILDER and r.image_id == "sha256:classic"
-    assert calls["labels"] == config.lab_labels() and calls["decode"] is True
+    assert calls["labels"] == config.made_labels() and calls["decode"] is True
     assert len(r.cached_steps) == 11 and r.ran_steps == []
     assert r.step_matching("tick").index == 6
 

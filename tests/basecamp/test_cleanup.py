@@ -11,7 +11,9 @@ from test_buildcache import _cache_mount_dockerfile, _foreign_build, _mounts_for
 
 
 def test_filter_matches_the_lab_label_only() -> None:
-    assert label_filter() == {"label": f"{config.LAB_LABEL}={config.LAB_LABEL_VALUE}"}
+    assert label_filter() == {"label": f"{config.MADE_LABEL}={config.LAB_LABEL_VALUE}"}
+    # what a stand-in carries (and passes on to images built FROM it) is not selected
+    assert config.MADE_LABEL not in config.lab_labels() and config.MADE_LABEL in config.made_labels()
 
 
 def _tiny_image(client, tag: str, labels: dict[str, str]) -> str:
@@ -35,14 +37,14 @@ def test_cleanup_removes_lab_objects_and_spares_foreign_ones(docker_client, tmp_
     run_id = uuid.uuid4().hex[:10]
     foreign_target, lab_target = f"/tmp/foreign-clean-{run_id}", f"/tmp/lab-clean-{run_id}"
     _tiny_image(docker_client, foreign, {"purpose": "not the lab's"})
-    _tiny_image(docker_client, lab, config.lab_labels())
-    foreign_iid = _foreign_build(tmp_path / "foreign", foreign_target)  # not the lab's: no label, not tracked
+    _tiny_image(docker_client, lab, config.made_labels())
+    foreign_iid = _foreign_build(tmp_path / "foreign", foreign_target)  # yours: FROM the stand-in, untracked
     (foreign_cache,) = _mounts_for(docker_client, foreign_target)
     lab_tag = f"annapurna-lab/cleanup-cache-test:{run_id}"
     build(_cache_mount_dockerfile(tmp_path / "lab", lab_target), tmp_path / "lab", lab_tag, display=NullDisplay())
     (lab_cache,) = _mounts_for(docker_client, lab_target)
     assert lab_cache.id in buildcache.lab_cache_mount_ids()
-    container = docker_client.containers.create(lab, command=["/nothing"], labels=config.lab_labels())
+    container = docker_client.containers.create(lab, command=["/nothing"], labels=config.made_labels())
     try:
         preview = cleanup(dry_run=True)
         assert preview.dry_run and lab in preview.images and container.name in preview.containers
