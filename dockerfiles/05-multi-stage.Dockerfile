@@ -6,6 +6,7 @@
 #     from the builder and the package from the context, and runs the module with plain `python`.
 #     No Poetry, no compilers, no cache in it. Build it with `--target=runtime` (BuildKit skips
 #     what the target does not need).
+#   - not in the article: the runtime runs as an unprivileged user (uid 10001), not as root.
 # Modernised from the article: python:3.11-bookworm / python:3.11-slim-bookworm, Poetry 2.5.1,
 # `--no-root` mandatory in Poetry 2 (the code is never copied into the builder). The builder's
 # install is `-vvv`: Poetry prints no per-download line without a terminal, and at -vvv its HTTP
@@ -40,6 +41,9 @@ RUN poetry install --without dev --no-root -vvv && rm -rf $POETRY_CACHE_DIR
 # The runtime: the slim image has Python and little else.
 FROM python:3.11-slim-bookworm AS runtime
 
+# An unprivileged user with a fixed id (not the article's): a hijacked app is not root in the container.
+RUN groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid app --no-create-home app
+
 # Use the venv without activating it: its python and scripts come first on PATH.
 ENV VIRTUAL_ENV=/app/.venv \
     PATH="/app/.venv/bin:$PATH"
@@ -51,6 +55,9 @@ COPY --from=builder ${VIRTUAL_ENV} ${VIRTUAL_ENV}
 # DL3045: no WORKDIR on purpose: the slim base works in /, and the article copies the code there.
 # hadolint ignore=DL3045
 COPY annapurna ./annapurna
+
+# Run as that user, by number so `runAsNonRoot` checks can verify it; the files stay root's, read-only to it.
+USER 10001:10001
 
 # The venv's python runs the app directly: no Poetry at run time.
 ENTRYPOINT ["python", "-m", "annapurna.main"]

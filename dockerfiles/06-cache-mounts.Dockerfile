@@ -45,6 +45,9 @@ RUN --mount=type=cache,id=annapurna-lab-poetry,target=/tmp/poetry_cache poetry i
 # The runtime: the slim image has Python and little else.
 FROM python:3.11-slim-bookworm AS runtime
 
+# An unprivileged user with a fixed id (not the article's): a hijacked app is not root in the container.
+RUN groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid app --no-create-home app
+
 # Use the venv without activating it: its python and scripts come first on PATH.
 ENV VIRTUAL_ENV=/app/.venv \
     PATH="/app/.venv/bin:$PATH"
@@ -56,6 +59,9 @@ COPY --from=builder ${VIRTUAL_ENV} ${VIRTUAL_ENV}
 # DL3045: no WORKDIR on purpose: the slim base works in /, and the article copies the code there.
 # hadolint ignore=DL3045
 COPY annapurna ./annapurna
+
+# Run as that user, by number so `runAsNonRoot` checks can verify it; the files stay root's, read-only to it.
+USER 10001:10001
 
 # The venv's python runs the app directly: no Poetry at run time.
 ENTRYPOINT ["python", "-m", "annapurna.main"]

@@ -31,11 +31,16 @@ def check() -> int:
     return 0 if checks.report(checks.run_checks()) else 1
 
 
-def clean(include_bases: bool) -> None:
+def clean(include_bases: bool, dry_run: bool = False) -> None:
     from basecamp.cleanup import cleanup
     from basecamp.units import fmt_bytes
 
-    rep = cleanup(include_bases=include_bases)
+    rep = cleanup(include_bases=include_bases, dry_run=dry_run)
+    if dry_run:
+        print(rep.summary())
+        for name in [*rep.containers, *rep.images, *rep.cache_mounts]:
+            print(f"  {name}")
+        return
     print(f"removed {len(rep.containers)} containers, {len(rep.images)} images ({fmt_bytes(rep.reclaimed_bytes)}) and {len(rep.cache_mounts)} cache mounts")
     if rep.kept_bases:
         print(f"kept the base images {', '.join(rep.kept_bases)} (use --bases to remove them too)")
@@ -95,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check", help="print the setup checks")
     clean_p = sub.add_parser("clean", help="remove the lab's containers and images, and nothing else")
     clean_p.add_argument("--bases", action="store_true", help="remove the stand-in base images too")
+    clean_p.add_argument("--dry-run", action="store_true", help="remove nothing, list what would go")
     sub.add_parser("poetry-env", help="print the environment the host's Poetry needs, as export lines")
     bench_p = sub.add_parser("bench", help="measure every step: cold, code-change, dependency-change")
     bench_p.add_argument("--steps", help="comma-separated steps, e.g. 01,04,06 (default: every step)")
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "check":
             return check()
         elif args.command == "clean":
-            clean(args.bases)
+            clean(args.bases, args.dry_run)
         elif args.command == "bench":
             return bench(args.steps, args.repeats, args.out, args.scenarios)
         elif args.command == "report":
@@ -124,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # The build and smoke-test helpers already stopped their subprocess / removed their container.
+        print("interrupted: the running build was cancelled and its containers removed", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -30,6 +30,7 @@ INTERRUPT_GRACE_S = (10.0, 5.0)
 #: Log lines of the failing step (and of BuildKit's error summary) a BuildError message shows.
 ERROR_TAIL = 20
 
+_SECRET_ID = re.compile(r"[A-Za-z0-9._-]+")
 _EXIT_CODE = re.compile(r"(?:exit code:|non-zero code:)\s*(\d+)")
 
 
@@ -149,11 +150,16 @@ def build(
     no_cache: bool = False,
     display: BuildDisplay | str | None = None,
     cache_from: list[str] | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> BuildResult:
     """Build `dockerfile` with `context`, tag it `tag`, label it as the lab's; return what happened.
 
     `display`: a BuildDisplay, a mode name for `display.make_display`, or None for the default.
     `cache_from`: images whose inline cache BuildKit may reuse (`--cache-from`; BuildKit CLI only).
+    `secrets`: id -> value, handed to BuildKit as build secrets (`RUN --mount=type=secret,id=<id>`):
+    written to 0600 files in a private temporary folder for the build's duration only, so a value
+    never reaches an image layer, its history, its config or the command line.
+    Before the first build of a process, checks the engine's free disk (basecamp.disk).
     Raises BuildError (failing step, the CLI's exit status as `returncode`, the step's own exit
     code as `.step_exit_code`, the full output as `.log`) when the build fails. Ctrl-C / kernel
     interrupt cancels the build, waits for the CLI to exit, and re-raises KeyboardInterrupt.
@@ -167,13 +173,21 @@ def build(
         raise InputError(f"build: context {context} is not a folder")
     if not tag or any(c.isspace() for c in tag):
         raise InputError(f"build: tag {tag!r} must be a non-empty name without spaces")
-    all_labels = {**config.lab_labels(), **(labels or {})}
+    for key in secrets or {}:
+        if not _SECRET_ID.fullmatch(key):
+            raise InputError(f"build: secret id {key!r} must be letters, digits, '.', '_' or '-'")
+    from basecamp import disk
+
+    disk.ensure_disk_space()
+    all_labels = {**config.made_labels(), **(labels or {})}
     shown = display if display is not None and not isinstance(display, str) else make_display(display)
     cli = engine.buildkit_cli()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     shown.start(None, tag)
     try:
         if cli is None:
+            if secrets:
+                raise InputError("build: secrets need BuildKit, and no docker CLI here builds with it")
             result = _build_classic(engine.client(), dockerfile, context, tag, target, build_args or {},
                                     all_labels, no_cache, shown, started_at)
         else:
@@ -181,7 +195,7 @@ def build(
             # the lab's, so cold measurements and cleanup prune those and never the user's.
             with buildcache.track(note=tag):
                 result = _build_cli(cli, dockerfile, context, tag, target, build_args or {}, all_labels,
-                                    no_cache, shown, started_at, cache_from or [])
+                                    no_cache, shown, started_at, secrets or {}, cache_from or [])
     except BaseException as exc:
         shown.finish(None, exc)
         raise
@@ -191,9 +205,12 @@ def build(
 
 def cli_argv(cli_argv_prefix: list[str], dockerfile: Path, context: Path, tag: str, iidfile: Path, *,
              target: str | None, build_args: dict[str, str], labels: dict[str, str], no_cache: bool,
-             cache_from: list[str] | None = None) -> list[str]:
-    """The full BuildKit command line."""
+             cache_from: list[str] | None = None,
+             secret_files: dict[str, Path] | None = None) -> list[str]:
+    """The full BuildKit command line (secrets by file path: their values never appear in it)."""
     argv = [*cli_argv_prefix, "--progress=plain", "--iidfile", str(iidfile), "-f", str(dockerfile), "-t", tag]
+    for key, path in (secret_files or {}).items():
+        argv += ["--secret", f"id={key},src={path}"]
     for key, value in labels.items():
         argv += ["--label", f"{key}={value}"]
     for key, value in build_args.items():
@@ -205,6 +222,15 @@ def cli_argv(cli_argv_prefix: list[str], dockerfile: Path, context: Path, tag: s
     for ref in cache_from or []:
         argv += ["--cache-from", ref]
     return [*argv, str(context)]
+
+
+def _secret_file(folder: Path, key: str, value: str) -> Path:
+    """A file only its owner can read, holding one secret for one build."""
+    path = folder / f"secret-{key}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value)
+    return path
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -224,13 +250,16 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 def _build_cli(cli: Any, dockerfile: Path, context: Path, tag: str, target: str | None,
                build_args: dict[str, str], labels: dict[str, str], no_cache: bool,
-               shown: BuildDisplay, started_at: str, cache_from: list[str] | None = None) -> BuildResult:
+               shown: BuildDisplay, started_at: str, secrets: dict[str, str],
+               cache_from: list[str] | None = None) -> BuildResult:
     parser = ProgressParser()
     lines: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="annapurna-build-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="annapurna-build-") as tmp:  # 0700, removed after the build
         iidfile = Path(tmp) / "iid"
+        secret_files = {key: _secret_file(Path(tmp), key, value) for key, value in secrets.items()}
         argv = cli_argv(list(cli.argv), dockerfile, context, tag, iidfile, target=target,
-                        build_args=build_args, labels=labels, no_cache=no_cache, cache_from=cache_from)
+                        build_args=build_args, labels=labels, no_cache=no_cache, cache_from=cache_from,
+                        secret_files=secret_files)
         t0 = time.perf_counter()
         try:
             proc = subprocess.Popen(

@@ -145,26 +145,27 @@ def _client(client: Any | None) -> Any:
     return engine.client()
 
 
-#: Tries, 0.5 s apart, while the engine answers "a disk usage operation is already running"
-#: (Docker 20.10 serves one `system df` at a time; concurrent lab builds each ask for one).
-DF_TRIES = 40
+#: The engine answers one disk-usage request at a time ("a disk usage operation is already running"):
+#: two notebooks (or a notebook and `docker system df`) at once wait their turn this long.
+DF_BUSY_WAIT_S = 120.0
 
 
 def records(client: Any | None = None) -> list[CacheRecord]:
-    """Every build-cache record the engine has (all types)."""
+    """Every build-cache record the engine has (all types); waits while another disk-usage request runs."""
     import time
 
     import docker.errors
 
     dk = _client(client)
-    for attempt in range(DF_TRIES):
+    deadline = time.monotonic() + DF_BUSY_WAIT_S
+    while True:
         try:
             data = dk.df().get("BuildCache") or []
             break
         except docker.errors.APIError as exc:
-            if "already running" not in str(exc) or attempt == DF_TRIES - 1:
+            if "already running" not in str(exc) or time.monotonic() >= deadline:
                 raise
-            time.sleep(0.5)
+            time.sleep(1.0)
     return [CacheRecord.from_api(r) for r in data]
 
 

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from basecamp import config
-from basecamp.errors import LabError
+from basecamp.errors import EngineError, LabError
 from basecamp.units import fmt_bytes
-
-#: Free space the series needs where the engine keeps its data: two base images (~1.3 GB),
-#: the naive image (~1.3 GB), the later steps' images and BuildKit's cache, with room to spare.
-DISK_NEEDED_BYTES = 8 * 10**9
 
 
 @dataclass(frozen=True)
@@ -34,6 +28,11 @@ def _guard(name: str, fix: str, probe: Callable[[], Check]) -> Check:
     """Run one probe; a LabError becomes a failed check instead of a traceback."""
     try:
         return probe()
+    except EngineError:
+        from basecamp.engine import docker_host
+
+        where = f"none answers at {docker_host()}"
+        return Check(name, False, where if name == "Docker engine" else f"needs the Docker engine, and {where}", fix)
     except LabError as exc:
         return Check(name, False, str(exc).splitlines()[0], fix)
 
@@ -64,10 +63,15 @@ def check_buildkit() -> Check:
 def check_bases() -> list[Check]:
     from basecamp import bases
 
-    try:
-        found = {b.tag: b for b in bases.describe_bases()}
-    except LabError as exc:
-        return [Check("base images", False, str(exc).splitlines()[0], "run `./lab prepare`")]
+    found: dict[str, bases.BaseImage] = {}
+
+    def probe() -> Check:
+        found.update({b.tag: b for b in bases.describe_bases()})
+        return Check("base images", True, "listed")
+
+    listed = _guard("base images", "start the engine first (see [FAIL] Docker engine), then `./lab prepare`", probe)
+    if not listed.ok:
+        return [listed]
     out = []
     for tag in (config.FULL_BASE, config.SLIM_BASE):
         b = found.get(tag)
@@ -79,18 +83,21 @@ def check_bases() -> list[Check]:
     return out
 
 
-def check_disk(needed: int = DISK_NEEDED_BYTES) -> Check:
-    from basecamp import engine
+def check_disk(needed: int | None = None) -> Check:
+    from basecamp import disk, engine
 
     def probe() -> Check:
-        root = Path(engine.client().info()["DockerRootDir"])
-        if not root.exists():
-            return Check("free disk", True, f"engine data is in a VM ({root}); check its disk in Docker Desktop")
-        free = shutil.disk_usage(root).free
-        detail = f"{fmt_bytes(free)} free at {root}, the series needs {fmt_bytes(needed)}"
-        return Check("free disk", free >= needed, detail, "free disk space, or `./lab clean` to remove the lab's images")
+        client = engine.client()
+        space = disk.engine_space(client)
+        if space.free_bytes is None:
+            return Check("free disk", True, f"engine data is in a VM ({space.root}); check its disk in Docker Desktop")
+        need = disk.series_need(base_sizes=disk.base_sizes(client))
+        wanted = need.bytes if needed is None else needed
+        detail = f"{fmt_bytes(space.free_bytes)} free at {space.root}, the series needs {fmt_bytes(wanted)}"
+        return Check("free disk", space.free_bytes >= wanted, detail,
+                     "free disk space, or `./lab clean` to remove the lab's images")
 
-    return _guard("free disk", "start the engine first", probe)
+    return _guard("free disk", "start the engine first (see [FAIL] Docker engine)", probe)
 
 
 def check_poetry() -> Check:
@@ -116,3 +123,12 @@ def report(checks: list[Check]) -> bool:
     for c in checks:
         print(c.line())
     return all(c.ok for c in checks)
+
+
+def verdict(checks: list[Check]) -> str:
+    """The closing line of the setup notebook; a LabError naming the failed checks when any failed."""
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        raise LabError(f"{len(failed)} check(s) failed: {', '.join(failed)}.\n"
+                       "Apply the fix printed under each [FAIL] above, then Kernel > Restart Kernel and Run All Cells.")
+    return f"All {len(checks)} checks passed: open 01_naive.ipynb"

@@ -50,3 +50,14 @@ def poetry_version() -> str:
 def lab_labels(**extra: str) -> dict[str, str]:
     """The labels for an object the lab creates, plus any extra ones."""
     return {LAB_LABEL: LAB_LABEL_VALUE, **extra}
+
+
+#: Set on every image and container the lab itself builds or runs (not on the stand-in bases). Images
+#: inherit their base's labels, so an image *you* build FROM a stand-in carries LAB_LABEL too; cleanup
+#: selects on this label, which such an image never has.
+MADE_LABEL = "org.annapurna.lab.made"
+
+
+def made_labels(**extra: str) -> dict[str, str]:
+    """lab_labels() plus MADE_LABEL: for what build(), smoke tests and probes create."""
+    return {**lab_labels(), MADE_LABEL: LAB_LABEL_VALUE, **extra}

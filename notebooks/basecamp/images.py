@@ -313,7 +313,7 @@ def image_contains(ref: str, path_or_cmd: str, *, timeout_s: float = 60) -> bool
         ref,
         entrypoint=["/bin/sh", "-c", 'command -v "$0"'] if not is_path else ["/bin/sh"],
         command=[path_or_cmd] if not is_path else [],
-        labels=config.lab_labels(),
+        labels=config.made_labels(),
         network_disabled=True,
     )
     try:

@@ -29,7 +29,7 @@ def run_in_image(ref: str, command: Sequence[str], *, timeout_s: float = 120) ->
     client = engine.client()
     cmd = list(command)
     container = client.containers.create(
-        ref, entrypoint=cmd[:1], command=cmd[1:], labels=config.lab_labels(), network_disabled=True
+        ref, entrypoint=cmd[:1], command=cmd[1:], labels=config.made_labels(), network_disabled=True
     )
     try:
         container.start()

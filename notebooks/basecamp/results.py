@@ -43,23 +43,32 @@ class Record:
 
 
 def record(rec: Record, path: Path | None = None) -> Record:
-    """Append `rec` to the results file (created with its folder when missing)."""
+    """Append `rec` to the results file (created with its folder when missing).
+
+    One `write` of one whole line, under an exclusive lock. A line left unfinished by a writer
+    killed mid-write is closed first, so it never swallows this one (`load` skips it).
+    """
     path = path or config.RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(asdict(rec), sort_keys=True) + "\n"
-    with path.open("a", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    line = (json.dumps(asdict(rec), sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+            end = os.lseek(fd, 0, os.SEEK_END)
+            if end and os.pread(fd, 1, end - 1) != b"\n":
+                line = b"\n" + line
+            os.write(fd, line)
+            os.fsync(fd)
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
     return rec
 
 
 def load(step: str | None = None, path: Path | None = None) -> list[Record]:
-    """Every record (of `step`, when given), oldest first. Unreadable lines are skipped."""
+    """Every record (of `step`, when given), oldest first. Unreadable lines (a truncated last one) are skipped."""
     path = path or config.RESULTS_FILE
     if not path.exists():
         return []
@@ -75,6 +84,8 @@ def load(step: str | None = None, path: Path | None = None) -> list[Record]:
         try:
             data = json.loads(line)
         except json.JSONDecodeError:
+            continue
+        if not isinstance(data, dict) or "step" not in data or "scenario" not in data:
             continue
         rec = Record(**{k: v for k, v in data.items() if k in known})
         if step is None or rec.step == step:

@@ -115,7 +115,7 @@ def smoke_test(
         raise InputError(f"smoke_test: no image {image!r} in the engine: build it first") from exc
     try:
         container = dk.containers.run(
-            image, command=command, environment=environment, detach=True, labels=config.lab_labels(),
+            image, command=command, environment=environment, detach=True, labels=config.made_labels(),
             ports={f"{port}/tcp": ("127.0.0.1", None)},
         )
     except docker.errors.APIError as exc:

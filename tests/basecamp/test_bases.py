@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from basecamp import bases, config
 from basecamp.bases import DebianMirror, HostInputs
 from basecamp.errors import InputError, LabError
@@ -253,3 +252,17 @@ def test_second_call_rebuilds_nothing() -> None:
     assert {b.source for b in again} <= {"present", "stand-in present"}
     described = bases.describe_bases()
     assert [(b.tag, b.source) for b in described] == [(b.tag, b.source) for b in again]
+
+
+def test_a_standin_gets_only_the_index_url_never_the_hosts_pip_configuration(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's pip.conf may hold tokens, extra indexes, trusted hosts: none of it is copied wholesale."""
+    pip_conf = tmp_path / "pip.conf"
+    pip_conf.write_text("[global]\nindex-url = https://idx.example/simple\nextra-index-url = https://tok:en@private.example/\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(pip_conf))
+    text = bases.slim_dockerfile(inputs())
+    assert "pip.conf" not in text and "PIP_CONFIG_FILE" not in text and "private.example" not in text
+    assert "/etc/pip" not in text and "COPY" not in text  # the root fs comes from debootstrap (ADD rootfs.tar)
+    env_keys = set(bases.standin_env(inputs().index, ca_bundle=True))
+    assert env_keys <= {"LANG", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_INDEX_URL", "POETRY_PYPI_MIRROR_URL"}
+    assert "private.example" not in bases.full_dockerfile("sha256:abc")

@@ -62,7 +62,7 @@ def ensure_busybox(dk) -> str:
         info.size = len(passwd)
         tar.addfile(info, io.BytesIO(passwd))
     dk.api.import_image(src=buf.getvalue(), repository=BUSYBOX.split(":")[0], tag="latest",
-                        changes=[f"LABEL {config.LAB_LABEL}={config.LAB_LABEL_VALUE}", "ENV PATH=/bin", 'CMD ["/bin/sh"]'])
+                        changes=[f"LABEL {config.LAB_LABEL}={config.LAB_LABEL_VALUE} {config.MADE_LABEL}={config.LAB_LABEL_VALUE}", "ENV PATH=/bin", 'CMD ["/bin/sh"]'])
     return BUSYBOX
 
 
@@ -241,7 +241,7 @@ def test_classic_fallback_with_fake_client(monkeypatch, context):
     monkeypatch.setattr(engine, "client", lambda: fake)
     r = build(DATA / "multistage.Dockerfile", context, "annapurna-lab/fake:5", display="none")
     assert r.builder == CLASSIC_BUILDER and r.image_id == "sha256:classic"
-    assert calls["labels"] == config.lab_labels() and calls["decode"] is True
+    assert calls["labels"] == config.made_labels() and calls["decode"] is True
     assert len(r.cached_steps) == 11 and r.ran_steps == []
     assert r.step_matching("tick").index == 6
 
@@ -373,3 +373,79 @@ def test_classic_fallback_for_real(project, dk, monkeypatch):
         # The classic builder leaves the builder stage's image behind, untagged: remove it too.
         leftovers = dk.images.list(filters={"dangling": True, "label": f"org.annapurna.test-run={run}"})
         project.tags.extend(im.id for im in leftovers)
+
+
+@pytest.mark.engine
+def test_a_typo_in_a_run_names_the_instruction_its_exit_code_and_log_tail(project):
+    """A learner's typo in an exercise Dockerfile: readable, and shown in a notebook as that message only."""
+    project.dockerfile.write_text(f"FROM {BUSYBOX}\nRUN echo preparing && ecoh typo-here\n")
+    with pytest.raises(BuildError) as info:
+        build(project.dockerfile, project.context, project.tag("typo"), display="none")
+    err = info.value
+    assert err.failed_step == "[2/2] RUN echo preparing && ecoh typo-here"
+    assert err.step_exit_code == 127  # sh: command not found
+    message = str(err)
+    assert "failing instruction: [2/2] RUN echo preparing && ecoh typo-here" in message
+    assert "preparing" in message and "ecoh" in message and "not found" in message  # the log tail
+    assert "exit code: 127" in message
+    shown = err._render_traceback_()
+    assert shown[0].startswith("BuildError: `") and not any(line.startswith("Traceback") for line in shown)
+    assert len(shown) < 60
+
+
+INTERRUPTED_BUILD = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from basecamp.build import build
+    from basecamp.results import Record, record
+    dockerfile, context, tag, results = sys.argv[1:]
+    record(Record(step="interrupt-test", scenario="before"), Path(results))
+    build(Path(dockerfile), Path(context), tag, display="plain")
+    record(Record(step="interrupt-test", scenario="after"), Path(results))
+""")
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if text in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.engine
+def test_sigint_mid_build_stops_the_build_and_keeps_the_results_file_whole(project, tmp_path):
+    """Ctrl-C / kernel interrupt in another process mid-build: no docker CLI left, results parse."""
+    import os
+    import signal
+    import subprocess
+
+    from basecamp.results import load
+
+    token = uuid.uuid4().hex
+    project.dockerfile.write_text(f"FROM {BUSYBOX}\nRUN echo start-{token} && sleep 60 && echo never\n")
+    script, results = tmp_path / "interrupted.py", tmp_path / "results.jsonl"
+    script.write_text(INTERRUPTED_BUILD)
+    tag = project.tag("sigint")
+    log = (tmp_path / "out.txt").open("w+")
+    proc = subprocess.Popen([sys.executable, str(script), str(project.dockerfile), str(project.context), tag, str(results)],
+                            stdout=log, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": str(config.NOTEBOOKS_DIR)})
+    deadline = time.monotonic() + 60
+    while not _processes_mentioning(str(project.dockerfile)):
+        assert proc.poll() is None and time.monotonic() < deadline, "the docker CLI never started"
+        time.sleep(0.2)
+    time.sleep(4)  # BuildKit is inside `sleep 60` now
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) != 0
+    log.seek(0)
+    assert "KeyboardInterrupt" in log.read()
+    assert _processes_mentioning(str(project.dockerfile)) == [], "no build left running"
+    assert [r.scenario for r in load(path=results)] == ["before"]
+    with pytest.raises(docker.errors.ImageNotFound):
+        engine.client().images.get(tag)

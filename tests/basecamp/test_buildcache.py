@@ -221,3 +221,20 @@ def test_no_cache_makes_buildkit_discard_same_id_cache_mounts(docker_client: Any
             "this engine kept a same-id cache mount through --no-cache: the at-risk check is then overcautious"
     finally:
         _remove(dk, [target], images)
+
+
+def test_a_busy_disk_usage_endpoint_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two notebooks at once: the engine serves one `system df` at a time; the second waits, never fails."""
+    import docker.errors
+
+    calls: list[int] = []
+
+    class Busy:
+        def df(self) -> dict[str, Any]:
+            calls.append(1)
+            if len(calls) < 3:
+                raise docker.errors.APIError("500 Server Error: a disk usage operation is already running")
+            return {"BuildCache": []}
+
+    monkeypatch.setattr("time.sleep", lambda _s: None)
+    assert buildcache.records(Busy()) == [] and len(calls) == 3

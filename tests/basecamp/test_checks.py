@@ -1,5 +1,5 @@
 from basecamp.checks import Check, _guard, report
-from basecamp.errors import EngineError
+from basecamp.errors import EngineError, LabError
 
 
 def test_a_failed_check_prints_its_fix(capsys) -> None:
@@ -18,4 +18,12 @@ def test_a_lab_error_becomes_a_failed_check_not_a_traceback() -> None:
         raise EngineError("no Docker engine answers at unix:///var/run/docker.sock\nmore detail")
 
     c = _guard("Docker engine", "start Docker", probe)
-    assert not c.ok and c.detail == "no Docker engine answers at unix:///var/run/docker.sock" and c.fix == "start Docker"
+    assert not c.ok and c.detail.startswith("none answers at ") and c.fix == "start Docker"
+    c = _guard("free disk", "start the engine first", probe)
+    assert c.detail.startswith("needs the Docker engine, and none answers at ")
+
+    def other() -> Check:
+        raise LabError("poetry.lock is stale\nmore detail")
+
+    c = _guard("Poetry", "run ./lab prepare", other)
+    assert not c.ok and c.detail == "poetry.lock is stale" and c.fix == "run ./lab prepare"

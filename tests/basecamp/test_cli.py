@@ -25,3 +25,32 @@ def test_lab_script_help_lists_the_commands() -> None:
     out = subprocess.run(["bash", str(config.REPO_ROOT / "lab"), "help"], capture_output=True, text=True, check=True).stdout
     for cmd in ("./lab start", "./lab test", "./lab prepare", "./lab clean"):
         assert cmd in out
+
+
+def test_an_interrupted_command_exits_130_with_one_line(capsys, monkeypatch) -> None:
+    import basecamp.__main__ as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "bench", interrupted)
+    assert main(["bench", "--steps", "01"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted:") and "Traceback" not in err
+
+
+def test_clean_dry_run_removes_nothing(capsys, monkeypatch) -> None:
+    import importlib
+
+    cleanup_mod = importlib.import_module("basecamp.cleanup")
+
+    seen = {}
+
+    def fake(include_bases=False, dry_run=False):
+        seen["dry_run"] = dry_run
+        return cleanup_mod.CleanupReport(images=["annapurna-lab/01-naive:measure"], dry_run=dry_run)
+
+    monkeypatch.setattr(cleanup_mod, "cleanup", fake)
+    assert main(["clean", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert seen == {"dry_run": True} and "would remove" in out and "annapurna-lab/01-naive:measure" in out

@@ -331,3 +331,44 @@ def test_measure_the_naive_step_once(docker_client: Any, tmp_path: Path) -> None
     assert back is not None and back.measurement == m.measurement
     assert back.row()["cold_median_s"] == pytest.approx(cold.wall_s, abs=1e-3)
     assert {r.scenario for r in load(path=results)} == {"image", *measure.SCENARIOS}
+
+
+@pytest.mark.parametrize("bad", [0, -1, "x", True, 2.5])
+def test_an_invalid_repetition_count_is_refused_before_building(bad: Any) -> None:
+    with pytest.raises(InputError, match=f"repeats={bad!r}"):
+        measure.measure_step("01", repeats=bad)
+
+
+def test_an_unknown_step_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown step '99-nope': known steps are 01-naive"):
+        measure.measure_step("99-nope")
+
+
+def test_a_missing_dockerfile_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step's Dockerfile deleted from the checkout: the error names the step and what is there."""
+    import shutil
+
+    folder = tmp_path / "dockerfiles"
+    shutil.copytree(config.DOCKERFILES_DIR, folder)
+    (folder / "05-multi-stage.Dockerfile").unlink()
+    monkeypatch.setattr(config, "DOCKERFILES_DIR", folder)
+    with pytest.raises(InputError) as info:
+        measure.measure_step("05")
+    assert "unknown step '05'" in str(info.value) and "05-multi-stage" not in str(info.value)
+
+
+@pytest.mark.engine
+def test_a_scratch_copy_that_fails_to_build_is_named(docker_client: Any) -> None:
+    """A learner breaks pyproject.toml in their copy: the BuildError names the copy and the failing step."""
+    from basecamp.errors import BuildError
+    from basecamp.scratch import scratch_copy
+    from basecamp.steps import build_step
+
+    app = scratch_copy("broken-pyproject-test")
+    (app.path / "pyproject.toml").write_text("[project\nname = broken\n")
+    with pytest.raises(BuildError) as info:
+        build_step("02", app, "broken-test", display="none")
+    err = info.value
+    assert str(app.path) in str(err), "the message names the scratch copy that was built"
+    assert err.failed_step and "poetry install" in err.failed_step
+    assert "pyproject.toml" in str(err)  # Poetry's own complaint, in the log tail

@@ -38,3 +38,15 @@ def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     assert len(lines) == 800
     assert all(json.loads(line)["builder"] == "x" * 2000 for line in lines)
+
+
+def test_a_truncated_last_line_is_skipped_and_never_swallows_the_next(tmp_path: Path) -> None:
+    """A writer killed mid-write (interrupt, crash) leaves half a line; readers and the next writer cope."""
+    path = tmp_path / "results.jsonl"
+    record(Record(step="01-naive", scenario="cold"), path)
+    with path.open("a") as fh:
+        fh.write('{"step": "01-naive", "scen')  # no newline: the writer died here
+    assert [r.scenario for r in load(path=path)] == ["cold"]
+    record(Record(step="01-naive", scenario="code-change"), path)
+    assert [r.scenario for r in load(path=path)] == ["cold", "code-change"]
+    assert path.read_text().endswith("\n")

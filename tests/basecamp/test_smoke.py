@@ -138,3 +138,38 @@ def test_smoke_missing_image():
     engine.client()  # an engine must answer: this test fails, never skips, without one
     with pytest.raises(InputError, match="no image"):
         smoke_test("annapurna-lab/does-not-exist:never")
+
+
+INTERRUPTED_SMOKE = """
+import sys
+from basecamp.smoke import smoke_test
+print("starting", flush=True)
+smoke_test(sys.argv[1], path="/missing", timeout_s=120)
+"""
+
+
+@pytest.mark.engine
+def test_sigint_mid_smoke_test_removes_its_container(httpd_image, tmp_path):
+    """Kernel interrupt in another process while a smoke test waits: its container is gone afterwards."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "smoke.py"
+    script.write_text(INTERRUPTED_SMOKE)
+    proc = subprocess.Popen([sys.executable, str(script), httpd_image], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": str(config.NOTEBOOKS_DIR)})
+    deadline = time.monotonic() + 60
+    while not _containers_of(httpd_image):
+        assert proc.poll() is None and time.monotonic() < deadline, "the smoke test never started a container"
+        time.sleep(0.2)
+    (running,) = _containers_of(httpd_image)
+    assert running.labels[config.LAB_LABEL] == config.LAB_LABEL_VALUE
+    time.sleep(1.5)  # mid-poll
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in out
+    assert _containers_of(httpd_image) == [], "no lab container from this run remains"

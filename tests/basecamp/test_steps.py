@@ -1,7 +1,6 @@
 import re
 
 import pytest
-
 from basecamp import config, steps
 from basecamp.errors import InputError
 
@@ -67,3 +66,41 @@ def test_each_step_diffs_against_the_one_it_changes() -> None:
         steps.dockerfile(key)  # every step in the chain has its Dockerfile
     with pytest.raises(InputError, match="first"):
         steps.show_diff("01")
+
+
+def _final_user(text: str) -> str | None:
+    """The USER in effect at the end of the last stage (None: root, Docker's default)."""
+    last_stage = re.split(r"(?im)^FROM\s", text)[-1]
+    users = re.findall(r"(?im)^USER\s+(\S+)", last_stage)
+    return users[-1] if users else None
+
+
+SHIPPED = [p for p in DOCKERFILES if re.match(r"\d+", p.name) and int(re.match(r"\d+", p.name)[0]) >= 5]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_images_run_as_a_non_root_user(path) -> None:
+    """From step 5 on the runtime is what ships: its final stage must not run as root."""
+    user = _final_user(path.read_text())
+    assert user is not None, f"{path.name}: the final stage needs a USER (it runs as root)"
+    assert user.split(":")[0] not in {"0", "root"}, f"{path.name}: USER {user} is root"
+
+
+def test_the_non_root_check_can_fail() -> None:
+    assert _final_user("FROM a AS b\nUSER 10001\nFROM c\nRUN x\n") is None
+    assert _final_user("FROM c\nUSER 10001:10001\n") == "10001:10001"
+    assert SHIPPED, "steps 05 and later exist"
+
+
+@pytest.mark.engine
+def test_the_step_5_image_runs_as_uid_10001(docker_client) -> None:
+    from basecamp.probe import run_in_image
+    from basecamp.scratch import scratch_copy
+
+    result = steps.build_step("05", scratch_copy("nonroot-test"), "nonroot-test", target="runtime", display="none")
+    try:
+        # by id: another kernel may re-tag the step's images meanwhile
+        assert run_in_image(result.image_id, ["id", "-u"]).output.strip() == "10001"
+        assert docker_client.images.get(result.image_id).attrs["Config"]["User"] == "10001:10001"
+    finally:
+        docker_client.images.remove(result.tag, force=True)

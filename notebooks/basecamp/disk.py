@@ -1,0 +1,114 @@
+"""Free disk where the engine keeps its data: checked before the first build, refused with numbers.
+
+The series' need is estimated from what this machine measured (the results file's image sizes),
+or from the sizes measured for the README when nothing is measured yet.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from basecamp.errors import EngineError, InputError, LabError
+from basecamp.units import fmt_bytes
+
+#: Layers a step's image adds over its base, from the README's measured sizes (stand-in bases,
+#: 2-core Debian machine): 01 ≈ 222 MB, 02-04 ≈ 100 MB each, 05 and 06 ≈ 18 MB each → ≈ 0.66 GB.
+MEASURED_STEP_LAYERS_BYTES = 660 * 10**6
+#: A measurement keeps up to this many images of a step (cold, code change, dependency change;
+#: a `--no-cache` build makes its own layers), so the layers above count this many times.
+COPIES_PER_STEP = 3
+#: Room for BuildKit's cache (Poetry's cache mount, build-context snapshots) and the scratch copies.
+BUILD_CACHE_MARGIN_BYTES = 2 * 10**9
+#: The need when nothing is measured yet: 3 × 0.66 GB + 2 GB ≈ 4 GB.
+FALLBACK_NEED_BYTES = COPIES_PER_STEP * MEASURED_STEP_LAYERS_BYTES + BUILD_CACHE_MARGIN_BYTES
+#: Set to a number of bytes to override the estimate (e.g. a known-small exercise).
+NEED_ENV = "ANNAPURNA_DISK_NEED"
+
+
+@dataclass(frozen=True)
+class DiskNeed:
+    """How many bytes the series needs and where that number comes from."""
+
+    bytes: int
+    basis: str
+
+
+@dataclass(frozen=True)
+class DiskSpace:
+    """Free bytes at the engine's data root (None when the root is not on this machine, e.g. a VM)."""
+
+    root: str
+    free_bytes: int | None
+
+
+def series_need(results_path: Path | None = None, base_sizes: dict[str, int] | None = None) -> DiskNeed:
+    """Need = COPIES_PER_STEP × (each measured step's image size − its base's size) + the cache margin.
+
+    `base_sizes`: tag -> bytes of the bases already on disk (they are shared, so not counted again).
+    With nothing measured yet the result is FALLBACK_NEED_BYTES, and never less than that.
+    $ANNAPURNA_DISK_NEED (bytes) overrides everything.
+    """
+    raw = os.environ.get(NEED_ENV, "").strip()
+    if raw:
+        if not raw.isdigit():
+            raise InputError(f"${NEED_ENV}={raw!r}: use a whole number of bytes")
+        return DiskNeed(int(raw), f"${NEED_ENV}")
+    from basecamp import results
+
+    layers: dict[str, int] = {}
+    for rec in results.load(path=results_path):
+        if rec.size_bytes:
+            base = rec.base.split(" ")[0] if rec.base else ""
+            layers[rec.step] = max(rec.size_bytes - (base_sizes or {}).get(base, 0), 0)
+    if not layers:
+        return DiskNeed(FALLBACK_NEED_BYTES, "the README's measured sizes (nothing measured here yet)")
+    need = COPIES_PER_STEP * sum(layers.values()) + BUILD_CACHE_MARGIN_BYTES
+    return DiskNeed(max(need, FALLBACK_NEED_BYTES), f"the image sizes of {len(layers)} step(s) measured here")
+
+
+def base_sizes(client: Any) -> dict[str, int]:
+    """Bytes of every tagged image in the engine, by tag (the bases are among them)."""
+    return {tag: int(im.attrs.get("Size", 0)) for im in client.images.list() for tag in im.tags}
+
+
+def engine_space(client: Any) -> DiskSpace:
+    """Free bytes at the engine's DockerRootDir (`docker info`), when that folder is on this machine."""
+    root = str(client.info().get("DockerRootDir", ""))
+    if not root or not Path(root).is_dir():
+        return DiskSpace(root, None)
+    st = os.statvfs(root)
+    return DiskSpace(root, st.f_bavail * st.f_frsize)
+
+
+_checked = False
+
+
+def ensure_disk_space(client: Any | None = None, *, results_path: Path | None = None, force: bool = False) -> None:
+    """Refuse (LabError, with needed vs free bytes and the path) when the engine's disk is too full.
+
+    Runs once per process (before the first build); a refusal is re-checked at the next build.
+    """
+    global _checked
+    if _checked and not force:
+        return
+    if client is None:
+        from basecamp import engine
+
+        try:
+            client = engine.client(timeout=10)
+        except EngineError:
+            return  # the build itself reports the missing engine, with its fix
+    space = engine_space(client)
+    need = series_need(results_path, base_sizes(client))
+    if space.free_bytes is not None and space.free_bytes < need.bytes:
+        raise LabError(
+            f"Not enough free disk where Docker keeps its data ({space.root}): {fmt_bytes(space.free_bytes)} free "
+            f"({space.free_bytes} bytes), the series needs {fmt_bytes(need.bytes)} ({need.bytes} bytes; "
+            f"estimated from {need.basis}).\n"
+            "Fix: free disk space there, or remove the lab's images with `./lab clean` "
+            f"(set {NEED_ENV}=<bytes> to override the estimate)."
+        )
+    _checked = True

@@ -1,0 +1,95 @@
+"""disk: the series' need from measurements, and the refusal before the first build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from basecamp import disk
+from basecamp.errors import InputError, LabError
+from basecamp.results import Record, record
+
+
+class FakeClient:
+    def __init__(self, root: str, sizes: dict[str, int] | None = None) -> None:
+        self.root = root
+        self.images = SimpleNamespace(list=lambda: [SimpleNamespace(tags=[t], attrs={"Size": s})
+                                                    for t, s in (sizes or {}).items()])
+
+    def info(self) -> dict[str, Any]:
+        return {"DockerRootDir": self.root}
+
+
+def test_nothing_measured_uses_the_readme_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(disk.NEED_ENV, raising=False)
+    need = disk.series_need(tmp_path / "none.jsonl")
+    assert need.bytes == disk.FALLBACK_NEED_BYTES == 3 * 660 * 10**6 + 2 * 10**9
+    assert "README" in need.basis
+
+
+def test_need_grows_with_what_was_measured_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(disk.NEED_ENV, raising=False)
+    path = tmp_path / "results.jsonl"
+    record(Record(step="01-naive", scenario="cold", size_bytes=5 * 10**9, base="python:3.11-bookworm (stand-in)"), path)
+    record(Record(step="05-multi-stage", scenario="cold", size_bytes=2 * 10**9, base="python:3.11-slim-bookworm (stand-in)"),
+           path)
+    need = disk.series_need(path, {"python:3.11-bookworm": 1 * 10**9, "python:3.11-slim-bookworm": 10**9})
+    # (5-1) + (2-1) GB of own layers, 3 copies, + the cache margin
+    assert need.bytes == 3 * 5 * 10**9 + disk.BUILD_CACHE_MARGIN_BYTES
+    assert "2 step(s)" in need.basis
+
+
+def test_the_need_can_be_overridden_but_not_with_garbage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(disk.NEED_ENV, "12345")
+    assert disk.series_need().bytes == 12345
+    monkeypatch.setenv(disk.NEED_ENV, "lots")
+    with pytest.raises(InputError, match="ANNAPURNA_DISK_NEED='lots'"):
+        disk.series_need()
+
+
+def test_refuses_with_needed_and_free_bytes_and_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(disk.NEED_ENV, str(10**18))  # an exabyte: more than any disk here
+    with pytest.raises(LabError) as info:
+        disk.ensure_disk_space(FakeClient(str(tmp_path)), force=True)
+    msg = str(info.value)
+    assert str(tmp_path) in msg and "free" in msg and f"({10**18} bytes" in msg and "./lab clean" in msg
+
+
+def test_checked_once_per_process_after_a_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(disk, "_checked", False)
+    monkeypatch.setenv(disk.NEED_ENV, "1")
+    disk.ensure_disk_space(FakeClient(str(tmp_path)))
+    monkeypatch.setenv(disk.NEED_ENV, str(10**18))
+    disk.ensure_disk_space(FakeClient(str(tmp_path)))  # already checked: no second statvfs
+    with pytest.raises(LabError):
+        disk.ensure_disk_space(FakeClient(str(tmp_path)), force=True)
+
+
+def test_a_refusal_is_checked_again_next_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(disk, "_checked", False)
+    monkeypatch.setenv(disk.NEED_ENV, str(10**18))
+    for _ in range(2):
+        with pytest.raises(LabError):
+            disk.ensure_disk_space(FakeClient(str(tmp_path)))
+
+
+def test_engine_data_in_a_vm_is_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(disk.NEED_ENV, str(10**18))
+    space = disk.engine_space(FakeClient("/nonexistent/docker-desktop-vm"))
+    assert space.free_bytes is None
+    disk.ensure_disk_space(FakeClient("/nonexistent/docker-desktop-vm"), force=True)
+
+
+def test_build_refuses_before_running_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from basecamp import engine
+    from basecamp.build import build
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    monkeypatch.setattr(disk, "_checked", False)
+    monkeypatch.setenv(disk.NEED_ENV, str(10**18))
+    monkeypatch.setattr(engine, "client", lambda timeout=120: FakeClient(str(tmp_path)))
+    monkeypatch.setattr(engine, "buildkit_cli", lambda: pytest.fail("no build may start when the disk is too full"))
+    with pytest.raises(LabError, match="Not enough free disk"):
+        build(tmp_path / "Dockerfile", tmp_path, "annapurna-lab/disk-test:1", display="none")
