@@ -13,14 +13,14 @@
 #   - UV_COMPILE_BYTECODE=1: uv writes the .pyc files at install time (Poetry's installer does
 #     too), so the first start of the app does not compile them;
 #   - the runtime runs as a non-root user with a fixed uid.
-# uv is installed with pip from the package index: the usual `COPY --from=ghcr.io/astral-sh/uv`
-# needs a registry, and no registry answers on this machine.
+# uv is installed with pip from the package index: the usual copy of the binary from uv's own image
+# needs a container registry, and no registry answers on this machine.
 
 # The builder: the full image, as in step 6 (same base, so the comparison is only Poetry vs uv).
 FROM python:3.11-bookworm AS builder
 
-# Pinned uv, the version the lab group locks on the host: the same resolver and installer everywhere.
-RUN pip install uv==0.13.9
+# Pinned uv, the version the lab group locks on the host; no pip cache: it would only fill the layer.
+RUN pip install --no-cache-dir uv==0.13.9
 
 # uv for a build: copy from the cache, compile bytecode, no Python downloads, venv in /app, cache dir.
 ENV UV_LINK_MODE=copy \
@@ -45,8 +45,8 @@ RUN --mount=type=cache,id=annapurna-lab-uv,target=/root/.cache/uv uv sync --lock
 # The runtime: the slim image has Python and little else.
 FROM python:3.11-slim-bookworm AS runtime
 
-# A fixed, unprivileged user: the app needs no root, and a fixed uid makes file ownership predictable.
-RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin app
+# An unprivileged user with a fixed id (not the article's): a hijacked app is not root in the container.
+RUN groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid app --no-create-home app
 
 # Use the venv without activating it: its python and scripts come first on PATH.
 ENV VIRTUAL_ENV=/app/.venv \
@@ -56,10 +56,12 @@ ENV VIRTUAL_ENV=/app/.venv \
 COPY --from=builder ${VIRTUAL_ENV} ${VIRTUAL_ENV}
 
 # The code, last (it changes most often); into /, the working directory, as in step 6.
+# DL3045: no WORKDIR on purpose: the slim base works in /, and the article copies the code there.
+# hadolint ignore=DL3045
 COPY annapurna ./annapurna
 
-# Everything from here on, the app included, runs as that user.
-USER 10001
+# Run as that user, by number so `runAsNonRoot` checks can verify it; the files stay root's, read-only to it.
+USER 10001:10001
 
 # The venv's python runs the app directly: no uv at run time.
 ENTRYPOINT ["python", "-m", "annapurna.main"]
