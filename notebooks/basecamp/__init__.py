@@ -32,6 +32,7 @@ _EXPORTS = {
     "dockerfile": "steps", "show_dockerfile": "steps", "base_of": "steps", "build_step": "steps",
     "image_tag": "steps", "describe_base": "steps", "show_diff": "steps", "previous_step": "steps",
     "run_in_image": "probe", "python_modules_in": "probe",
+    "use_project": "project", "example_project": "project", "Project": "project",
 }
 _RENAMED = {"load_results": "load"}
 
