@@ -240,6 +240,11 @@ def test_steps_measure_and_serve_a_second_project(docker_client, tmp_path: Path)
     assert rows["01-naive"]["code_change_runs"] == 1 and rows["06-cache-mounts"]["dependency_change_runs"] == 1
     assert all(m != mounts.measurement for m in (r.measurement for r in results.load(project="annapurna")))
 
+    from basecamp.steps import build_step
+
+    again = build_step("06", scratch_copy("again", project=p), "again", target="runtime", display="none")
+    assert again.tag == "annapurna-lab/hello-svc-06-cache-mounts:again" and not again.ran_steps, "all from the cache"
+
     for ref in (naive.image.ref, mounts.image.ref):
         smoke = p.smoke_test(ref)
         assert smoke.ok, f"{smoke.summary()}\n{smoke.logs}"
