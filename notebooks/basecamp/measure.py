@@ -601,7 +601,7 @@ def measure_step(
     name = step_name(step)
     if project is None and app is not None:
         project = app.project
-    elif project is not None and app is not None and app.project != project:
+    elif project is not None and app is not None and resolve(app.project) != resolve(project):
         raise InputError(f"measure_step: the scratch copy {app.name!r} is not a copy of project {project.name!r}")
     project = resolve(project)
     wanted = check_scenarios(scenarios)

@@ -249,3 +249,8 @@ def test_steps_measure_and_serve_a_second_project(docker_client, tmp_path: Path)
         smoke = p.smoke_test(ref)
         assert smoke.ok, f"{smoke.summary()}\n{smoke.logs}"
         assert '"ok"' in smoke.body
+
+
+def test_measure_step_refuses_a_copy_of_another_project(example: Project) -> None:
+    with pytest.raises(InputError, match="not a copy of project 'hello-svc'"):
+        measure.measure_step("01", app=scratch_copy("other"), project=example)
