@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from basecamp.display import BuildDisplay
     from basecamp.images import ImageInfo
     from basecamp.progress import Step
+    from basecamp.project import Project
     from basecamp.results import Record
     from basecamp.scratch import Scratch
 
@@ -70,6 +71,11 @@ PROTOCOL: dict[str, tuple[str, ...]] = {"03b-cache-deleted-later": ("cold",)}
 def protocol(step: str) -> tuple[str, ...]:
     """The scenarios a complete measurement of `step` has (what the summary needs of it)."""
     return PROTOCOL.get(step, SCENARIOS)
+
+
+def scenarios_for(step: str, wanted: Sequence[str] | None = None) -> list[str]:
+    """The scenarios asked for (default: all of the step's protocol), within the step's protocol."""
+    return [s for s in (wanted or protocol(step)) if s in protocol(step)] or list(protocol(step))
 REPEATS_ENV = "ANNAPURNA_REPEATS"
 DEFAULT_REPEATS = 2
 #: The folders of the app's code in the build context (what a code change edits).
@@ -205,17 +211,19 @@ class StepMeasurement:
     repeats: int = 0
     #: The id every record of this measurement carries in the results file.
     measurement: str = ""
+    #: The project measured (basecamp.project): "annapurna" for the repo's own app.
+    project: str = "annapurna"
 
     def row(self) -> dict[str, Any]:
         """One flat dict (numbers, and a few formatted cells) for tables and CSV.
 
-        Keys: step, base, builder, target, repeats, size_bytes, size, compressed_bytes, gzipped,
+        Keys: step, project, base, builder, target, repeats, size_bytes, size, compressed_bytes, gzipped,
         then for each scenario (underscored: cold, code_change, dependency_change): <s>_median_s,
         <s>_min_s, <s>_max_s, <s>_spread_s, <s>_runs, <s>_cached, <s>_ran, <s>_downloads and <s>
         (the formatted timing). Scenarios not measured have None / "" there, so rows line up.
         """
         row: dict[str, Any] = {
-            "step": self.step, "base": self.base, "builder": self.builder, "target": self.target or "",
+            "step": self.step, "project": self.project, "base": self.base, "builder": self.builder, "target": self.target or "",
             "repeats": self.repeats, "size_bytes": self.image.size_bytes, "size": fmt_bytes(self.image.size_bytes),
             "compressed_bytes": self.image.compressed_bytes, "gzipped": fmt_bytes(self.image.compressed_bytes),
         }
@@ -290,9 +298,9 @@ def _copies(build: BuildResult, wanted: Callable[[str], bool]) -> list[Step]:
     return found
 
 
-def code_copies(build: BuildResult) -> list[Step]:
+def code_copies(build: BuildResult, code_paths: Sequence[str] = CODE_PATHS) -> list[Step]:
     """The steps that copy the app's code into the image (`COPY . .`, `COPY annapurna ./annapurna`)."""
-    return _copies(build, lambda src: any(src == p or src.startswith(p + "/") for p in CODE_PATHS))
+    return _copies(build, lambda src: any(src == p or src.startswith(p + "/") for p in code_paths))
 
 
 def dependency_copies(build: BuildResult) -> list[Step]:
@@ -316,7 +324,7 @@ def _names(steps: Iterable[Step], limit: int = 4) -> str:
     return "; ".join(names[:limit]) + more
 
 
-def verify(run: Run) -> list[str]:
+def verify(run: Run, code_paths: Sequence[str] = CODE_PATHS) -> list[str]:
     """What makes this run's measurement invalid (an empty list: it is valid).
 
     - cold: no step may come from the layer cache, no package from Poetry's cache, no cache
@@ -345,7 +353,7 @@ def verify(run: Run) -> list[str]:
     if build is None:
         return problems
     if run.scenario == "code-change":
-        copies = code_copies(build)
+        copies = code_copies(build, code_paths)
         if not copies:
             problems.append("no COPY of the app's code found: a code change cannot reach this build")
         elif not any(s.status == "done" for s in copies):
@@ -468,13 +476,14 @@ class _Session:
     """One measure_step call: builds the step from `app`, times, tracks and records each run."""
 
     def __init__(self, step: str, app: Scratch, target: str | None, display: BuildDisplay | str | None,
-                 log: Log, results_path: Path | None) -> None:
+                 log: Log, results_path: Path | None, project: Project) -> None:
         from basecamp import engine
-        from basecamp.steps import dockerfile, step_name
+        from basecamp.steps import step_name
 
         self.client = engine.client()
         self.step = step_name(step)
-        self.dockerfile = dockerfile(step)
+        self.project = project
+        self.dockerfile = project.dockerfile(step)
         self.app = app
         self.target = target
         self.display = display
@@ -504,20 +513,21 @@ class _Session:
     def build(self, label: str, *, no_cache: bool) -> tuple[BuildResult, Tracking]:
         from basecamp import buildcache
         from basecamp.build import build
-        from basecamp.steps import STEP_LABEL, image_tag
+        from basecamp.project import PROJECT_LABEL
+        from basecamp.steps import STEP_LABEL
 
-        tag = image_tag(self.step, f"measure-{label}")
+        tag = self.project.image_tag(self.step, f"measure-{label}")
         old = self._image_id(tag)
         with buildcache.track(note=tag, client=self.client) as tracking:
             result = build(self.dockerfile, self.app.path, tag, target=self.target, no_cache=no_cache,
-                           labels={STEP_LABEL: self.step}, display=self.display)
+                           labels={STEP_LABEL: self.step, PROJECT_LABEL: self.project.name}, display=self.display)
         _drop_superseded(self.client, old, result.image_id)
         self.builder = result.builder
         if self.image is None:  # the first build of the measurement is the image it reports
             from basecamp.images import inspect_image
 
             # tagged "<step>:measure" too, so later runs retagging "measure-<scenario>" never drop it
-            kept = image_tag(self.step, "measure")
+            kept = self.project.image_tag(self.step, "measure")
             old_kept = self._image_id(kept)
             repo, _, label = kept.rpartition(":")
             self.client.images.get(result.image_id).tag(repo, label)
@@ -540,7 +550,7 @@ class _Session:
                   build=result, index=index, size_bytes=int(size) if size is not None else None,
                   installed=installed, from_cache=from_cache,
                   foreign_cache_mounts=[f"{r.id}: {r.description}" for r in tracking.used_foreign])
-        problems = verify(run)
+        problems = verify(run, self.project.packages)
         if problems:
             raise LabError(f"{self.step}, {scenario} run {index}: the measurement is invalid — "
                            + " | ".join(problems))
@@ -563,7 +573,7 @@ class _Session:
             cached_steps=run.cached_steps if run else None, ran_steps=run.ran_steps if run else None,
             builder=result.builder, base=self.base_desc, image_id=result.image_id,
             downloads=run.downloads if run else None, run=run.index if run else None,
-            measurement=self.measurement,
+            measurement=self.measurement, project=self.project.name,
         )
         return record(rec, self.results_path)
 
@@ -589,6 +599,7 @@ def measure_step(
     display: BuildDisplay | str | None = None,
     log: Log | None = print,
     results_path: Path | None = None,
+    project: Project | None = None,
 ) -> StepMeasurement:
     """Measure a step with the protocol (module docstring); record and return every run.
 
@@ -597,19 +608,27 @@ def measure_step(
     stage). `display`: each build's progress display (a mode name or a BuildDisplay; default
     from $ANNAPURNA_PROGRESS: a live widget in JupyterLab, plain lines elsewhere; "none" for
     silence), while `log` gets one line per build (default: print; None for silence).
+    `project` (basecamp.use_project): measure another Poetry project (default: the app of `app`,
+    else the repo's own); its records and images are kept apart from the repo app's.
     Raises LabError when a run's cache state was not what its scenario needs.
     """
     from basecamp import buildcache
+    from basecamp.project import resolve
     from basecamp.scratch import scratch_copy
     from basecamp.steps import step_name
 
     name = step_name(step)
+    if project is None and app is not None:
+        project = app.project
+    elif project is not None and app is not None and resolve(app.project) != resolve(project):
+        raise InputError(f"measure_step: the scratch copy {app.name!r} is not a copy of project {project.name!r}")
+    project = resolve(project)
     wanted = check_scenarios(scenarios)
     n = default_repeats() if repeats is None else _check_repeats(repeats)
     target = default_target(step) if target is None else target
-    app = app if app is not None else scratch_copy(f"measure-{name}")
+    app = app if app is not None else scratch_copy(f"measure-{name}", project=None if project.is_default else project)
     say: Log = log or (lambda _msg: None)
-    session = _Session(step, app, target, display, say, results_path)
+    session = _Session(step, app, target, display, say, results_path, project)
     runs: dict[str, list[Run]] = {}
     for scenario in wanted:
         runs[scenario] = []
@@ -642,7 +661,7 @@ def measure_step(
     return StepMeasurement(
         step=name, image=session.image, base=session.base_desc, builder=session.builder,
         scenarios={s: ScenarioStats(s, r) for s, r in runs.items()}, target=target, repeats=n,
-        measurement=session.measurement,
+        measurement=session.measurement, project=project.name,
     )
 
 
@@ -650,7 +669,7 @@ def measure_step(
 # Reading measurements back from the results file
 
 
-def _from_records(step: str, records: list[Record]) -> StepMeasurement | None:
+def _from_records(step: str, records: list[Record], project: Project | None = None) -> StepMeasurement | None:
     from basecamp.images import ImageInfo
 
     image_rec = next((r for r in records if r.scenario == IMAGE_SCENARIO), None)
@@ -667,7 +686,7 @@ def _from_records(step: str, records: list[Record]) -> StepMeasurement | None:
         return None
     ref_rec = image_rec or records[0]
     image = ImageInfo(
-        ref=f"{config.IMAGE_REPO_PREFIX}/{step}:measure", id=ref_rec.image_id, size_bytes=int(ref_rec.size_bytes or 0),
+        ref=_measure_ref(step, project), id=ref_rec.image_id, size_bytes=int(ref_rec.size_bytes or 0),
         compressed_bytes=ref_rec.compressed_bytes, layers=[], base_ref=ref_rec.base.split(" (")[0] or None,
     )
     try:
@@ -679,7 +698,14 @@ def _from_records(step: str, records: list[Record]) -> StepMeasurement | None:
         step=step, image=image, base=ref_rec.base, builder=ref_rec.builder,
         scenarios={s: ScenarioStats(s, runs[s]) for s in SCENARIOS if s in runs}, target=target,
         repeats=max(counts) if counts else 0, measurement=ref_rec.measurement,
+        project=ref_rec.project or "annapurna",
     )
+
+
+def _measure_ref(step: str, project: Project | None) -> str:
+    if project is None or project.is_default:
+        return f"{config.IMAGE_REPO_PREFIX}/{step}:measure"
+    return f"{config.IMAGE_REPO_PREFIX}/{project.name}-{step}:measure"
 
 
 def _canonical(step: str) -> str:
@@ -691,39 +717,47 @@ def _canonical(step: str) -> str:
         return step
 
 
-def measured(step: str, path: Path | None = None, scenarios: Sequence[str] | None = None) -> StepMeasurement | None:
+def measured(step: str, path: Path | None = None, project: Project | None = None,
+             scenarios: Sequence[str] | None = None) -> StepMeasurement | None:
     """The latest finished measurement of `step` that covers `scenarios` (default: the step's `protocol`).
 
     Reads the results file, builds nothing. A measurement interrupted or failed part-way (no "done"
     record) and a narrower one (say cold only, made by another notebook) are passed over; None when
-    no measurement qualifies.
+    no measurement qualifies. `project`: whose measurement (default: the repo's own app).
     """
+    from basecamp.project import resolve
     from basecamp.results import load
 
     name = _canonical(step)
-    wanted = set(protocol(name) if scenarios is None else scenarios)
+    wanted = set(scenarios_for(name, scenarios))
     by_measurement: dict[str, list[Record]] = {}
-    for r in load(name, path):
+    for r in load(name, path, project=resolve(project).name):
         if r.measurement:
             by_measurement.setdefault(r.measurement, []).append(r)
     for records in reversed(list(by_measurement.values())):
         seen = {r.scenario for r in records}
         if DONE_SCENARIO in seen and wanted <= seen:
-            return _from_records(name, records)
+            return _from_records(name, records, project)
     return None
 
 
-def latest_rows(steps: Iterable[str] | None = None, path: Path | None = None) -> list[dict[str, Any]]:
-    """`row()` of the latest measurement of each step (all measured steps by default), in step order."""
+def latest_rows(steps: Iterable[str] | None = None, path: Path | None = None,
+                project: Project | None = None, scenarios: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """`row()` of the latest finished measurement of each step (all measured steps by default), in step order.
+
+    `project`: whose measurements (default: the repo's own app). `scenarios`: what a measurement must
+    cover to count (default: each step's whole protocol; see `measured`).
+    """
+    from basecamp.project import resolve
     from basecamp.results import load
 
     if steps is None:
-        names = sorted({r.step for r in load(path=path) if r.measurement})
+        names = sorted({r.step for r in load(path=path, project=resolve(project).name) if r.measurement})
     else:
         names = [_canonical(s) for s in steps]
     rows = []
     for name in names:
-        m = measured(name, path)
+        m = measured(name, path, project, scenarios)
         if m is not None:
             rows.append(m.row())
     return rows

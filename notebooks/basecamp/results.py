@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from basecamp import config
+from basecamp.project import DEFAULT_NAME
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Record:
     wasted_bytes: int | None = None
     #: 1 - wasted/total bytes of every layer (basecamp.forensics).
     efficiency: float | None = None
+    #: The project measured (basecamp.project): "annapurna" for the repo's app ("" in older records).
+    project: str = ""
 
 
 def record(rec: Record, path: Path | None = None) -> Record:
@@ -67,8 +70,11 @@ def record(rec: Record, path: Path | None = None) -> Record:
     return rec
 
 
-def load(step: str | None = None, path: Path | None = None) -> list[Record]:
-    """Every record (of `step`, when given), oldest first. Unreadable lines (a truncated last one) are skipped."""
+def load(step: str | None = None, path: Path | None = None, project: str | None = None) -> list[Record]:
+    """Every record (of `step`, of `project`, when given), oldest first. Unreadable lines (a truncated last one) are skipped.
+
+    A record without a project (written before projects existed) is the repo's app's (DEFAULT_NAME).
+    """
     path = path or config.RESULTS_FILE
     if not path.exists():
         return []
@@ -88,6 +94,6 @@ def load(step: str | None = None, path: Path | None = None) -> list[Record]:
         if not isinstance(data, dict) or "step" not in data or "scenario" not in data:
             continue
         rec = Record(**{k: v for k, v in data.items() if k in known})
-        if step is None or rec.step == step:
+        if (step is None or rec.step == step) and (project is None or (rec.project or DEFAULT_NAME) == project):
             out.append(rec)
     return out

@@ -14,9 +14,13 @@ import tomllib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from basecamp import config
 from basecamp.errors import CommandError, InputError, LabError
+
+if TYPE_CHECKING:
+    from basecamp.project import Project
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".venv", ".mypy_cache", ".ruff_cache")
@@ -120,6 +124,8 @@ class Scratch:
     path: Path
     source: Path
     edits: list[str] = field(default_factory=list)
+    #: The project this is a copy of (basecamp.project); None: the repo's own app.
+    project: Project | None = None
 
     def edit_code(self) -> str:
         """Make a real code change the build cannot have seen before; return the line added.
@@ -129,9 +135,10 @@ class Scratch:
         """
         edit_id = uuid.uuid4().hex[:12]
         line = f'BUILD_EDIT = "{edit_id}"  # added by the lab to simulate a code change\n'
-        main = self.path / "annapurna" / "main.py"
+        code_file = self.project.code_file if self.project is not None else "annapurna/main.py"
+        main = self.path / code_file
         main.write_text(main.read_text() + line)
-        self.edits.append(f"annapurna/main.py: {line.strip()}")
+        self.edits.append(f"{code_file}: {line.strip()}")
         return line.strip()
 
     def change_dependency(self, package: str = DEPENDENCY) -> str:
@@ -195,27 +202,35 @@ class Scratch:
         return sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file())
 
 
-def scratch_copy(name: str = "default", source: Path | None = None) -> Scratch:
+def scratch_copy(name: str = "default", source: Path | None = None, *, project: Project | None = None) -> Scratch:
     """A fresh copy of the app's files (pyproject.toml, poetry.lock, README.md, annapurna/).
 
-    `source` defaults to this checkout; any folder holding those files works. The copy lives
-    in the git-ignored lab folder and is replaced each call, so every notebook starts clean.
+    `source` defaults to this checkout; any folder holding those files works. `project` (from
+    `basecamp.use_project`) copies that project's files instead (`Project.files`), into a copy
+    named "<project>-<name>". The copy lives in the git-ignored lab folder and is replaced each
+    call, so every notebook starts clean.
     """
     if not _NAME.match(name):
         raise InputError(f"scratch name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
+    if project is not None and source is not None:
+        raise InputError("scratch_copy: pass `source` or `project`, not both")
+    files = config.APP_FILES if project is None else project.files
+    if project is not None:
+        name, source = project.scratch_name(name), project.root
     src = (source or config.REPO_ROOT).resolve()
-    missing = [f for f in config.APP_FILES if not (src / f).exists()]
+    missing = [f for f in files if not (src / f).exists()]
     if missing:
         raise InputError(f"{src} is not a Poetry app folder: missing {', '.join(missing)}")
     dest = config.SCRATCH_DIR / name
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for item in config.APP_FILES:
+    for item in files:
         if (src / item).is_dir():
             shutil.copytree(src / item, dest / item, ignore=_IGNORED)
         else:
+            (dest / item).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / item, dest / item)
     if (src / ".dockerignore").is_file():  # what a real `docker build` of the checkout would leave out
         shutil.copy2(src / ".dockerignore", dest / ".dockerignore")
-    return Scratch(name=name, path=dest, source=src)
+    return Scratch(name=name, path=dest, source=src, project=project)

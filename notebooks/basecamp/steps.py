@@ -95,11 +95,18 @@ def build_step(step: str, app: Scratch, label: str = "latest", *, no_cache: bool
     """Build a step's Dockerfile with a scratch copy of the app as context, tagged for the lab.
 
     `display`: "widget", "plain", "none" or a display object; default from $ANNAPURNA_PROGRESS.
+    A copy of another project (`scratch_copy(..., project=p)`) builds p's derived Dockerfile, tagged p's way.
     """
     from basecamp.build import build
     from basecamp.uvlock import prepare_context
 
     prepare_context(app, dockerfile(step))  # a uv step's context needs a uv.lock
+    if app.project is not None and not app.project.is_default:
+        from basecamp.project import PROJECT_LABEL
+
+        return build(app.project.dockerfile(step), app.path, app.project.image_tag(step, label), target=target,
+                     no_cache=no_cache, labels={STEP_LABEL: step_name(step), PROJECT_LABEL: app.project.name},
+                     display=display)
     return build(dockerfile(step), app.path, image_tag(step, label), target=target, no_cache=no_cache,
                  labels={STEP_LABEL: step_name(step)}, display=display)
 

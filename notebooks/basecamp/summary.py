@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from basecamp.article import CLAIMS
 from basecamp.units import fmt_bytes
 
+if TYPE_CHECKING:
+    from basecamp.project import Project
 
-def ensure_measured(step: str, **kwargs: Any) -> Any:
-    """The latest recorded measurement of `step`, or a fresh one (full protocol) when none exists."""
+
+def ensure_measured(step: str, project: Project | None = None, **kwargs: Any) -> Any:
+    """The latest recorded measurement of `step` (of `project`, default the repo's app), or a fresh one
+    (full protocol, or what `kwargs` say) when none exists."""
     from basecamp.measure import measure_step, measured
 
-    found = measured(step, scenarios=kwargs.get("scenarios"))
-    return found if found is not None else measure_step(step, **kwargs)
+    found = measured(step, project=project, scenarios=kwargs.get("scenarios"))
+    return found if found is not None else measure_step(step, project=project, **kwargs)
 
 
-def summary_rows(steps: list[str] | None = None) -> list[dict[str, Any]]:
-    """One row per step (basecamp.measure row format), measuring any step never measured here."""
-    from basecamp.measure import all_steps, latest_rows, protocol
+def summary_rows(steps: list[str] | None = None, *, project: Project | None = None,
+                 **measure_kwargs: Any) -> list[dict[str, Any]]:
+    """One row per step (basecamp.measure row format), measuring any step never measured here.
+
+    `project` (basecamp.use_project): another Poetry project's rows (default: the repo's app).
+    `measure_kwargs` go to measure_step for the steps it must measure (e.g. scenarios, repeats).
+    """
+    from basecamp.measure import all_steps, latest_rows, scenarios_for
     from basecamp.steps import step_name
 
     wanted = steps or all_steps()
     for step in wanted:
         # the anti-pattern only has a size to show: one cold build is its whole protocol
-        ensure_measured(step, scenarios=list(protocol(step_name(step))))
-    return latest_rows(wanted)
+        # the anti-pattern only has a size to show: one cold build is its whole protocol
+        kwargs = {**measure_kwargs, "scenarios": scenarios_for(step_name(step), measure_kwargs.get("scenarios"))}
+        ensure_measured(step, project, **kwargs)
+    return latest_rows(wanted, project=project, scenarios=measure_kwargs.get("scenarios"))
 
 
 def scratch_dependency() -> str:
