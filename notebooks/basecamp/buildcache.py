@@ -145,9 +145,24 @@ def _client(client: Any | None) -> Any:
     return engine.client()
 
 
-def records(client: Any | None = None) -> list[CacheRecord]:
-    """Every build-cache record the engine has (all types)."""
-    data = _client(client).df().get("BuildCache") or []
+def records(client: Any | None = None, *, attempts: int = 20) -> list[CacheRecord]:
+    """Every build-cache record the engine has (all types).
+
+    The engine runs one disk-usage query at a time and refuses a second one ("a disk usage
+    operation is already running") while another client's is under way: wait and ask again.
+    """
+    import time
+
+    import docker.errors
+
+    for attempt in range(attempts):
+        try:
+            data = _client(client).df().get("BuildCache") or []
+            break
+        except docker.errors.APIError as exc:
+            if "already running" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
     return [CacheRecord.from_api(r) for r in data]
 
 
