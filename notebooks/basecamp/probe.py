@@ -113,7 +113,7 @@ def image_files(ref: str) -> list[ImageFile]:
     client = engine.client()
     container: Any = client.containers.create(ref, labels=config.lab_labels(), network_disabled=True)
     try:
-        with tarfile.open(fileobj=_ChunkReader(iter(container.export())), mode="r|") as tar:  # type: ignore[arg-type]
+        with tarfile.open(fileobj=_ChunkReader(iter(container.export())), mode="r|") as tar:  # type: ignore[call-overload]
             return [ImageFile(m.name.removeprefix("./"), m.size, m.mode, m.uid, m.gid, _kind(m), m.linkname)
                     for m in tar]
     finally:
@@ -156,9 +156,7 @@ def _is_installer(path: str) -> bool:
     if len(parts) >= 2 and parts[-2] in ("site-packages", "dist-packages"):
         top = name.split("-", 1)[0].removesuffix(".py").removesuffix(".pth")
         return top in INSTALLERS
-    if "/".join(parts[:-1]).endswith(_BIN_DIRS) and name.split("-", 1)[0].rstrip("0123456789.") in INSTALLERS:
-        return True
-    return False
+    return "/".join(parts[:-1]).endswith(_BIN_DIRS) and name.split("-", 1)[0].rstrip("0123456789.") in INSTALLERS
 
 
 def _pyc_for(path: str, tag: str) -> str:
