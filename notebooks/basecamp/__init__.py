@@ -15,7 +15,7 @@ from basecamp.errors import BuildError, CommandError, EngineError, InputError, L
 _EXPORTS = {
     "REPO_ROOT": "config", "DOCKERFILES_DIR": "config", "FULL_BASE": "config", "SLIM_BASE": "config",
     "preflight": "preflight", "client": "engine", "ensure_engine": "engine", "buildkit_cli": "engine",
-    "ensure_bases": "bases", "describe_bases": "bases",
+    "ensure_bases": "bases", "describe_bases": "bases", "ensure_distroless": "bases",
     "scratch_copy": "scratch", "Scratch": "scratch",
     "build": "build", "BuildResult": "build",
     "inspect_image": "images", "image_contains": "images", "ImageInfo": "images",
@@ -31,7 +31,7 @@ _EXPORTS = {
     "fmt_bytes": "units", "fmt_seconds": "units",
     "dockerfile": "steps", "show_dockerfile": "steps", "base_of": "steps", "build_step": "steps",
     "image_tag": "steps", "describe_base": "steps", "show_diff": "steps", "previous_step": "steps",
-    "run_in_image": "probe", "python_modules_in": "probe",
+    "run_in_image": "probe", "python_modules_in": "probe", "image_files": "probe", "hardening": "probe",
     "context_size": "context", "read_dockerignore": "context", "is_ignored": "context",
     "context_demo": "context", "record_context": "context", "show_dockerfile_path": "context",
     "ci_round": "cicache", "dance_round": "cicache", "try_build_flags": "cicache", "record_ci": "cicache",

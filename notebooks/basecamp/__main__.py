@@ -20,6 +20,8 @@ def prepare() -> None:
     print(f"engine: Docker {status.server_version} ({status.how}), data in {status.root_dir}")
     for b in bases.ensure_bases(progress=lambda msg: print(f"  {msg}", flush=True)):
         print(f"base: {b.tag} — {b.source}, {fmt_bytes(b.size_bytes)} ({b.seconds:.1f} s)")
+    runtime = bases.ensure_distroless(progress=lambda msg: print(f"  {msg}", flush=True))
+    print(f"base: {runtime.tag} — {runtime.source}, {fmt_bytes(runtime.size_bytes)} ({runtime.seconds:.1f} s)")
     cli = engine.buildkit_cli()
     print(f"builder: {cli.description if cli else 'classic builder (no BuildKit CLI found)'}")
     print(f"prepared in {time.perf_counter() - started:.1f} s")

@@ -672,3 +672,131 @@ def _ensure_bases(force: bool, progress: Callable[[str], None]) -> list[BaseImag
     return [results["full"], results["slim"]]
 
 
+
+
+# --- the distroless-like runtime base (step 10) ---------------------------------------------------
+
+#: What the distroless stand-in stands in for (named without its registry host, which the lab never writes).
+DISTROLESS_FOR = "distroless/python3-debian12"
+#: The user a distroless `:nonroot` image runs as, and its home.
+NONROOT_UID = 65532
+#: Bump when the distroless recipe changes in a way its Dockerfile text does not show.
+DISTROLESS_RECIPE_VERSION = 1
+#: The Debian packages the interpreter needs (libpython3.11-stdlib's Depends, minus the NIS module's
+#: libnsl2/libtirpc3), the C/C++ runtime of compiled wheels, and a few data packages. No shell,
+#: no coreutils, no apt or dpkg: only `dpkg-deb -x` of these, nothing from their maintainer scripts.
+DISTROLESS_PACKAGES = (
+    "base-files", "netbase", "tzdata", "media-types",
+    "libc6", "libgcc-s1", "libstdc++6", "libssl3", "zlib1g", "libexpat1", "libffi8", "libbz2-1.0", "liblzma5",
+    "libcrypt1", "libdb5.3", "libncursesw6", "libtinfo6", "libreadline8", "libsqlite3-0", "libuuid1",
+    "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
+)  # fmt: skip
+#: The accounts of a distroless image: root, nonroot and nobody, none with a login shell.
+DISTROLESS_PASSWD = (
+    "root:x:0:0:root:/root:/sbin/nologin\n"
+    f"nonroot:x:{NONROOT_UID}:{NONROOT_UID}:nonroot:/home/nonroot:/sbin/nologin\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
+)
+DISTROLESS_GROUP = f"root:x:0:\nnonroot:x:{NONROOT_UID}:\nnobody:x:65534:\n"
+
+
+def _printf(text: str) -> str:
+    """A shell `printf` argument that writes `text` exactly (newlines as \\n)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "'\\''").replace("\n", "\\n") + "'"
+
+
+def distroless_dockerfile(slim_ref: str) -> str:
+    """The Dockerfile of the distroless stand-in: unpack Debian packages in the slim image, keep only them."""
+    packages = " \\\n        ".join(DISTROLESS_PACKAGES)
+    return (
+        f"FROM {slim_ref} AS unpack\n"
+        "RUN export DEBIAN_FRONTEND=noninteractive \\\n"
+        "    && apt-get update \\\n"
+        "    && mkdir -p /rootfs /tmp/debs && cd /tmp/debs \\\n"
+        f"    && apt-get download \\\n        {packages} \\\n"
+        '    && for deb in *.deb; do dpkg-deb -x "$deb" /rootfs; done \\\n'
+        "    && cd /rootfs \\\n"
+        "    && find usr/share/doc -type f ! -name copyright -delete \\\n"
+        "    && rm -rf usr/share/man usr/share/info usr/share/lintian usr/share/locale usr/share/gcc usr/share/gdb \\\n"
+        "        usr/lib/*/gconv etc/profile.d etc/update-motd.d \\\n"
+        "    && mkdir -p etc/ssl/certs tmp root home/nonroot \\\n"
+        f"    && cp {IMAGE_CA_BUNDLE} etc/ssl/certs/ \\\n"
+        f"    && printf {_printf(DISTROLESS_PASSWD)} > etc/passwd \\\n"
+        f"    && printf {_printf(DISTROLESS_GROUP)} > etc/group \\\n"
+        "    && printf 'hosts: files dns\\n' > etc/nsswitch.conf \\\n"
+        "    && printf 'include /etc/ld.so.conf.d/*.conf\\n' > etc/ld.so.conf \\\n"
+        "    && ln -s python3.11 usr/bin/python3 \\\n"
+        "    && chmod 1777 tmp && chmod 700 root home/nonroot \\\n"
+        f"    && chown {NONROOT_UID}:{NONROOT_UID} home/nonroot \\\n"
+        "    && ldconfig -r /rootfs \\\n"
+        "    && rm -rf /tmp/debs /var/lib/apt/lists/*\n"
+        "FROM scratch\n"
+        "COPY --from=unpack /rootfs/ /\n"
+        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\\n"
+        "    LANG=C.UTF-8 \\\n"
+        f"    SSL_CERT_FILE={IMAGE_CA_BUNDLE}\n"
+        'ENTRYPOINT ["/usr/bin/python3.11"]\n'
+    )
+
+
+def distroless_recipe_hash(slim_id: str) -> str:
+    """A stable hash of the distroless stand-in's recipe: its Dockerfile and the slim image it unpacks in."""
+    return _digest({"version": DISTROLESS_RECIPE_VERSION, "slim": slim_id,
+                    "dockerfile": distroless_dockerfile("{slim}")})
+
+
+def distroless_labels(digest: str) -> dict[str, str]:
+    """Labels of the distroless stand-in: the lab's, stand-in, what it stands in for, its recipe."""
+    return config.lab_labels(
+        **{
+            config.STANDIN_LABEL: "true",
+            config.STANDIN_FOR_LABEL: DISTROLESS_FOR,
+            RECIPE_LABEL: digest,
+            DESCRIPTION_LABEL: (
+                f"Stand-in for {DISTROLESS_FOR} (no registry reachable): Debian {suite_of(config.SLIM_BASE)} "
+                f"python3.11 at /usr/bin/python3.11 unpacked from {len(DISTROLESS_PACKAGES)} Debian packages, "
+                f"no shell, no pip, user nonroot ({NONROOT_UID}); built by annapurna's basecamp.bases."
+            ),
+        }
+    )
+
+
+def ensure_distroless(force: bool = False, progress: Callable[[str], None] = print) -> BaseImage:
+    """Make sure the distroless stand-in (config.DISTROLESS_BASE) exists and is current; build it if not.
+
+    Built on the slim base (`ensure_bases` first): its apt unpacks the packages, nothing of it stays.
+    """
+    with locked(BASES_DIR / ".lock"):
+        return _ensure_distroless(force, progress)
+
+
+def _ensure_distroless(force: bool, progress: Callable[[str], None]) -> BaseImage:
+    from basecamp.build import build
+
+    dk = client()
+    tag = config.DISTROLESS_BASE
+    started = time.monotonic()
+    slim = _image(dk, config.SLIM_BASE)
+    if slim is None:
+        raise LabError(f"{tag} is unpacked in {config.SLIM_BASE}, which is not in the engine: run `./lab prepare`.")
+    digest = distroless_recipe_hash(str(slim.id))
+    image = _image(dk, tag)
+    if image is not None and not force and _labels(image).get(RECIPE_LABEL) == digest:
+        progress(f"{tag}: stand-in present (recipe {digest[:12]})")
+        return BaseImage(tag, "distroless", "stand-in present", True, _size(image), time.monotonic() - started)
+    state = "not present" if image is None else "stand-in rebuild forced" if force else "outdated stand-in"
+    progress(f"{tag}: {state}; unpacking {len(DISTROLESS_PACKAGES)} Debian packages in {config.SLIM_BASE} ...")
+    work = BASES_DIR / f"distroless-{digest[:12]}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        (work / "Dockerfile").write_text(distroless_dockerfile(config.SLIM_BASE))  # BuildKit wants a name
+        build(work / "Dockerfile", work, tag, labels=distroless_labels(digest), display="none")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    made = dk.images.get(tag)
+    if image is not None and image.id != made.id:
+        _drop_if_untagged(dk, str(image.id))
+    elapsed = time.monotonic() - started
+    progress(f"{tag}: stand-in built in {elapsed:.0f} s ({_size(made) / 1e6:.0f} MB)")
+    return BaseImage(tag, "distroless", "stand-in built", True, _size(made), elapsed)

@@ -58,7 +58,7 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
     images = client.images.list(filters=label_filter())
     # Stand-in bases: known by their tag *and* label (images built FROM them inherit the label).
     bases = [im for im in client.images.list(filters={"label": f"{config.STANDIN_LABEL}=true"})
-             if set(im.tags) & {config.FULL_BASE, config.SLIM_BASE}]
+             if set(im.tags) & {config.FULL_BASE, config.SLIM_BASE, config.DISTROLESS_BASE}]
     base_ids = {im.id for im in bases}
     if include_bases:
         images += [im for im in bases if im.id not in {i.id for i in images}]

@@ -266,3 +266,74 @@ def test_a_standin_gets_only_the_index_url_never_the_hosts_pip_configuration(
     env_keys = set(bases.standin_env(inputs().index, ca_bundle=True))
     assert env_keys <= {"LANG", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_INDEX_URL", "POETRY_PYPI_MIRROR_URL"}
     assert "private.example" not in bases.full_dockerfile("sha256:abc")
+
+
+# --- the distroless stand-in (step 10's runtime base) -----------------------------------------------
+
+
+def test_distroless_recipe_unpacks_packages_and_keeps_only_them() -> None:
+    text = bases.distroless_dockerfile("python:3.11-slim-bookworm")
+    stages = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert stages == ["FROM python:3.11-slim-bookworm AS unpack", "FROM scratch"]
+    for package in ("python3.11-minimal", "libpython3.11-stdlib", "libc6", "libssl3", "tzdata"):
+        assert f"        {package} \\\n" in text, package
+    assert 'dpkg-deb -x "$deb" /rootfs' in text
+    final = text.split("FROM scratch\n", 1)[1]
+    assert final.startswith("COPY --from=unpack /rootfs/ /\n")
+    assert "RUN" not in final, "the final stage has no shell to run anything with"
+    assert final.rstrip().endswith('ENTRYPOINT ["/usr/bin/python3.11"]')
+    assert "ln -s python3.11 usr/bin/python3" in text
+    for shell_package in ("bash", "dash", "coreutils", "busybox", "python3-pip", "apt", "dpkg"):
+        assert shell_package not in bases.DISTROLESS_PACKAGES
+
+
+def test_distroless_accounts_have_no_login_shell() -> None:
+    users = [line.split(":") for line in bases.DISTROLESS_PASSWD.splitlines()]
+    assert [(u[0], u[2]) for u in users] == [("root", "0"), ("nonroot", "65532"), ("nobody", "65534")]
+    assert all(u[6] == "/sbin/nologin" for u in users)
+    assert "nonroot:x:65532:" in bases.DISTROLESS_GROUP
+
+
+def test_printf_argument_writes_the_text_exactly(tmp_path: Path) -> None:
+    import subprocess
+
+    text = bases.DISTROLESS_PASSWD + "it's a \\ backslash\n"
+    out = subprocess.run(["sh", "-c", f"printf {bases._printf(text)}"], capture_output=True, text=True, check=True)
+    assert out.stdout == text
+
+
+def test_distroless_recipe_hash_follows_the_slim_image() -> None:
+    one = bases.distroless_recipe_hash("sha256:aaa")
+    assert one == bases.distroless_recipe_hash("sha256:aaa")
+    assert one != bases.distroless_recipe_hash("sha256:bbb")
+
+
+def test_distroless_labels_name_the_real_image_without_a_registry() -> None:
+    labels = bases.distroless_labels("d" * 64)
+    assert labels[config.LAB_LABEL] == config.LAB_LABEL_VALUE
+    assert labels[config.STANDIN_LABEL] == "true"
+    assert labels[config.STANDIN_FOR_LABEL] == "distroless/python3-debian12"
+    assert "." not in labels[config.STANDIN_FOR_LABEL].split("/", 1)[0], "no registry host in the name"
+    assert labels[bases.RECIPE_LABEL] == "d" * 64
+    assert "no shell" in labels[bases.DESCRIPTION_LABEL] and "65532" in labels[bases.DESCRIPTION_LABEL]
+    assert config.DISTROLESS_BASE.startswith(bases.STANDIN_REPO + ":")
+
+
+@pytest.mark.engine
+def test_distroless_standin_runs_python_as_nonroot_without_a_shell(docker_client) -> None:
+    import docker.errors
+
+    found = bases.ensure_distroless(progress=lambda msg: None)
+    assert found.tag == config.DISTROLESS_BASE and found.is_standin and 0 < found.size_bytes < 80e6
+    image = docker_client.images.get(config.DISTROLESS_BASE)
+    assert image.labels[config.STANDIN_FOR_LABEL] == bases.DISTROLESS_FOR
+    code = "import os, ssl, sqlite3, zoneinfo; print(os.getuid(), os.path.exists('/home/nonroot'))"
+    out = docker_client.containers.run(config.DISTROLESS_BASE, ["-c", code], user="nonroot", remove=True,
+                                       labels=config.lab_labels(), network_disabled=True)
+    assert out.decode().split() == ["65532", "True"]
+    for shell in ("/bin/sh", "/bin/bash", "/usr/bin/dash"):
+        with pytest.raises(docker.errors.APIError, match="no such file"):
+            docker_client.containers.run(config.DISTROLESS_BASE, [], entrypoint=[shell], remove=True,
+                                         labels=config.lab_labels(), network_disabled=True)
+    again = bases.ensure_distroless(progress=lambda msg: None)
+    assert again.source == "stand-in present"
