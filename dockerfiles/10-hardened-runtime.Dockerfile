@@ -16,6 +16,8 @@
 FROM python:3.11-bookworm AS builder
 
 # Pinned Poetry, the version the lab uses on the host: the same resolver and installer everywhere.
+# DL3042: pip's cache stays in the builder stage; the runtime image copies only the venv.
+# hadolint ignore=DL3042
 RUN pip install poetry==2.5.1
 
 # Poetry for a build: no prompts, a venv in /app/.venv *without pip*, its cache in a known folder.

@@ -184,6 +184,7 @@ def _record(step: str, project: str, measurement: str, size: int, wall: float) -
                                   project=project))
     results.record(results.Record(step=step, scenario="cold", wall_s=wall, size_bytes=size, run=1,
                                   measurement=measurement, project=project))
+    results.record(results.Record(step=step, scenario="done", measurement=measurement, project=project))
 
 
 def test_results_summary_rows_are_kept_apart_per_project(example: Project) -> None:
@@ -192,19 +193,21 @@ def test_results_summary_rows_are_kept_apart_per_project(example: Project) -> No
     # an older record without a project is the repo app's
     results.record(results.Record(step="01-naive", scenario="image", size_bytes=1000, measurement="01@old"))
     results.record(results.Record(step="01-naive", scenario="cold", wall_s=9.0, run=1, measurement="01@old"))
+    results.record(results.Record(step="01-naive", scenario="done", measurement="01@old"))
     _record("01-naive", "hello-svc", "01@hello", 500, 5.0)
     _record("06-cache-mounts", "hello-svc", "06@hello", 100, 4.0)
-    mine = measure.latest_rows(project=example)
+    mine = measure.latest_rows(project=example, scenarios=["cold"])
     assert [(r["step"], r["project"], r["size_bytes"]) for r in mine] == [
         ("01-naive", "hello-svc", 500), ("06-cache-mounts", "hello-svc", 100)]
-    app = measure.latest_rows()
+    app = measure.latest_rows(scenarios=["cold"])
     assert [(r["step"], r["project"], r["size_bytes"]) for r in app] == [("01-naive", "annapurna", 1000)]
-    assert measure.measured("06") is None, "the repo app has no step 6 measurement"
-    assert measure.measured("06", project=example) is not None
-    assert measure.measured("01", project=example).image.ref == "annapurna-lab/hello-svc-01-naive:measure"
-    rows = summary_rows(["01", "06"], project=example)  # both measured: nothing is built
+    assert measure.measured("06", scenarios=["cold"]) is None, "the repo app has no step 6 measurement"
+    assert measure.measured("06", project=example) is None, "cold only: not step 6's whole protocol"
+    assert measure.measured("06", project=example, scenarios=["cold"]) is not None
+    assert measure.measured("01", project=example, scenarios=["cold"]).image.ref == "annapurna-lab/hello-svc-01-naive:measure"
+    rows = summary_rows(["01", "06"], project=example, scenarios=["cold"])  # both measured: nothing is built
     assert [r["cold_median_s"] for r in rows] == [5.0, 4.0]
-    assert len(results.load(project="hello-svc")) == 4 and len(results.load(project="annapurna")) == 2
+    assert len(results.load(project="hello-svc")) == 6 and len(results.load(project="annapurna")) == 3
 
 
 def test_the_example_needs_an_empty_folder(tmp_path: Path) -> None:
