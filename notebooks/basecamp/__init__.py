@@ -27,7 +27,7 @@ _EXPORTS = {
     "measure_step": "measure", "measured": "measure", "latest_rows": "measure", "format_table": "measure",
     "install_report": "installer", "claim": "article",
     "ensure_measured": "summary", "summary_rows": "summary", "scratch_dependency": "summary",
-    "article_table": "summary", "ratios_table": "summary", "compare_widget": "summary",
+    "article_table": "summary", "ratios_table": "summary", "beyond_table": "summary", "compare_widget": "summary",
     "fmt_bytes": "units", "fmt_seconds": "units",
     "dockerfile": "steps", "show_dockerfile": "steps", "base_of": "steps", "build_step": "steps",
     "image_tag": "steps", "describe_base": "steps", "show_diff": "steps", "previous_step": "steps",

@@ -137,3 +137,58 @@ def ratios_table(rows: list[dict[str, Any]], first: str = "01-naive", best: str 
         _ratio(r.get("dependency_change_median_s"), b.get("dependency_change_median_s")),
     ] for r in rows]
     return text_table(head, body)
+
+
+def _latest_batch(step: str, first: str) -> list[Any]:
+    """The records of `step` written by its notebook's latest run: from the last `first`-scenario run 1 on."""
+    from basecamp.results import load
+
+    records = load(step)
+    starts = [i for i, r in enumerate(records) if r.scenario == first and r.run in (1, None)]
+    return records[starts[-1]:] if starts else []
+
+
+def _median(values: list[float]) -> float | None:
+    import statistics
+
+    return statistics.median(values) if values else None
+
+
+def beyond_table() -> str:
+    """What notebooks 08, 11 and 12 measured that is not a step's size or build time, from the results file.
+
+    Rows appear once the notebook ran on this machine: the build context (08), a fresh CI runner with
+    and without an imported cache (11), and the bytes each image wastes in shadowed or deleted files (12).
+    """
+    from basecamp.forensics import latest_forensics
+    from basecamp.results import load
+
+    body: list[list[str]] = []
+    context = {r.scenario: r for r in load("08-build-context")}
+    root, ignored = context.get("context: repo root"), context.get("context: repo root + .dockerignore")
+    if root and ignored:
+        body.append(["08 build context", "repo root vs with .dockerignore",
+                     f"{fmt_bytes(root.size_bytes)} vs {fmt_bytes(ignored.size_bytes)}",
+                     _ratio(root.size_bytes, ignored.size_bytes)])
+    without = context.get("notebook-edit without .dockerignore")
+    with_ = context.get("notebook-edit with .dockerignore")
+    if without and with_:
+        body.append(["08 build context", "steps re-run after a notebook edit: without vs with",
+                     f"{without.ran_steps} vs {with_.ran_steps}", "—"])
+    batch = _latest_batch("11-ci-cache", "ci-plain")
+    plain = _median([r.wall_s for r in batch if r.scenario == "ci-plain" and r.wall_s is not None])
+    imported = _median([r.wall_s for r in batch if r.scenario == "ci-import" and r.wall_s is not None])
+    if plain and imported:
+        body.append(["11 CI cache", "fresh runner: cold vs imported layer cache (median s)",
+                     f"{plain:.1f} vs {imported:.1f}", _ratio(plain, imported)])
+    dance = [r.downloads for r in batch if r.scenario == "ci-dance" and r.downloads is not None]
+    plain_dl = [r.downloads for r in batch if r.scenario == "ci-plain" and r.downloads is not None]
+    if dance and plain_dl:
+        body.append(["11 CI cache", "downloads: empty cache mount vs danced one",
+                     f"{max(plain_dl)} vs {max(dance)}", "—"])
+    for f in latest_forensics():
+        body.append([f"12 forensics {f['step']}", "bytes wasted (shadowed or deleted later) · efficiency",
+                     f"{fmt_bytes(f['wasted_bytes'])} · {f['efficiency']:.2%}", "—"])
+    if not body:
+        return "nothing measured yet beyond the steps: run notebooks 08, 11 and 12"
+    return text_table(["notebook", "what", "measured here", "ratio"], body)
