@@ -27,14 +27,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from basecamp.errors import CommandError, InputError, LabError
+from basecamp.errors import InputError, LabError
 
 if TYPE_CHECKING:
     from basecamp.build import BuildResult
@@ -184,16 +183,11 @@ def lock(project: Path) -> LockComparison:
         raise InputError(f"{project} needs pyproject.toml and poetry.lock to derive a uv.lock")
     pins = poetry_pins(poetry_lock.read_text())
     pyproject.write_text(with_constraints(pyproject.read_text(), pins))
+    from basecamp.index import run_lock
+
     cmd = [str(find_uv()), "lock", "--directory", str(project)]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("UV_")}, **uv_env()}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
-                              stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise CommandError(cmd, -1, "timed out after 300 s", "is the package index reachable?") from exc
-    if proc.returncode != 0:
-        raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr,
-                           "the lab derives uv.lock from poetry.lock's pins: is the package index reachable?")
+    run_lock(cmd, env, 300, "the lab derives uv.lock from poetry.lock's pins")
     result = compare(project)
     if result.mismatched:
         raise LabError(f"uv.lock and poetry.lock disagree in {project}: "
