@@ -89,6 +89,20 @@ class BuildResult:
         return data
 
 
+class BuildCounts:
+    """Mixin for a result that wraps one build (`self.build`): how many of its steps were cached / ran."""
+
+    build: BuildResult
+
+    @property
+    def cached(self) -> int:
+        return len(self.build.cached_steps)
+
+    @property
+    def ran(self) -> int:
+        return len(self.build.ran_steps)
+
+
 def dockerfile_stages(text: str) -> list[str]:
     """Stage names in file order, as BuildKit prints them: the `AS` name, else "stage-<i>"."""
     from basecamp.steps import parse_stages

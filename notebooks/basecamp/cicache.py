@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from basecamp import config
+from basecamp.build import BuildCounts
 from basecamp.errors import BuildError, CommandError, LabError
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class Attempt:
 
 
 @dataclass
-class CiRun:
+class CiRun(BuildCounts):
     """One simulated fresh-runner build: with or without an imported cache."""
 
     mode: str  # "plain" or "import" or "dance"
@@ -97,14 +98,6 @@ class CiRun:
     def total_s(self) -> float:
         """What the runner waits for: loading or injecting the cache, then the build."""
         return self.load_s + self.inject_s + self.build.wall_s
-
-    @property
-    def cached(self) -> int:
-        return len(self.build.cached_steps)
-
-    @property
-    def ran(self) -> int:
-        return len(self.build.ran_steps)
 
     def line(self) -> str:
         extra = f" (load {self.load_s:.1f} s + build {self.build_s:.1f} s)" if self.load_s else ""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from basecamp import config
+from basecamp.build import BuildCounts
 from basecamp.errors import InputError
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ DEMO_DOCKERFILE = config.DOCKERFILES_DIR / "extras" / "08-copy-everything.Docker
 
 
 @dataclass
-class Rebuild:
+class Rebuild(BuildCounts):
     """The rebuild after a notebook edit: did the install come from the cache, and what was sent."""
 
     dockerignore: bool
@@ -180,14 +181,6 @@ class Rebuild:
     def install_cached(self) -> bool:
         step = self.build.step_matching("poetry install")
         return step is not None and step.status == "cached"
-
-    @property
-    def cached(self) -> int:
-        return len(self.build.cached_steps)
-
-    @property
-    def ran(self) -> int:
-        return len(self.build.ran_steps)
 
 
 @dataclass

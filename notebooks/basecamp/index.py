@@ -18,6 +18,8 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from basecamp.errors import CommandError
+
 #: A release that exists on every PyPI-shaped index; its per-version JSON page is what Poetry reads.
 PROBE_PROJECT = "pip"
 PROBE_RELEASE = "24.0"
@@ -199,3 +201,19 @@ def poetry_env(settings: IndexSettings | None = None) -> dict[str, str]:
         env["REQUESTS_CA_BUNDLE"] = str(settings.ca_bundle)
         env["SSL_CERT_FILE"] = str(settings.ca_bundle)
     return env
+
+
+def run_lock(cmd: list[str], env: dict[str, str], timeout_s: int, why: str) -> str:
+    """Run a command that resolves against the package index (`poetry lock`, `uv lock`); its stdout.
+
+    Raises CommandError naming the command, its output and `why` the lab runs it, when it fails or
+    takes longer than `timeout_s`.
+    """
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env,
+                              stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise CommandError(cmd, -1, f"timed out after {timeout_s} s", "is the package index reachable?") from exc
+    if proc.returncode != 0:
+        raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr, f"{why}: is the package index reachable?")
+    return proc.stdout

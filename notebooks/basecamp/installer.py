@@ -38,6 +38,8 @@ from urllib.parse import unquote, urlsplit
 from basecamp.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from basecamp.build import BuildResult
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -118,36 +120,66 @@ def _unique(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def parse_install(lines: list[str]) -> InstallReport:
-    """Read one `poetry install`'s output (a step's log lines, or any captured output)."""
+def url_filename(url: str) -> str:
+    """The file a URL (or a URL's path) names: its last path segment, unquoted."""
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """What one line of an installer's output says: a package installed, an archive fetched, or neither."""
+
+    installed: str | None = None
+    fetched: str | None = None  # the archive's file name
+
+
+def parse_output(lines: list[str], read: Callable[[str], LogLine], debug: re.Pattern[str],
+                 quiet: str) -> InstallReport:
+    """Read one installer run's output: `read` tells what each (ANSI-free) line says.
+
+    `debug` matches a line only the verbose output has (without one, downloads are unknown and
+    `quiet` says why); a clipped log makes them unknown too. Shared by Poetry's and uv's parsers.
+    """
     installed: list[str] = []
     downloaded: list[str] = []
     files: list[str] = []
-    debug = clipped = False
+    verbose = clipped = False
     for raw in lines:
         line = _ANSI.sub("", raw).rstrip("\r\n")
         if _CLIPPED.search(line):
             clipped = True
-        if DEBUG_MARKERS.match(line):
-            debug = True
-        if (op := _OPERATION.match(line)) is not None:
-            status = (op["status"] or "").strip()
-            if op["verb"] in _INSTALLS and not status.startswith(("Skipped", "Failed", "Cancelled")):
-                installed.append(normalize(op["name"]))
-            continue
-        if (req := _REQUEST.match(line)) is not None and req["status"] == "200":
-            filename = unquote(urlsplit(req["path"]).path.rsplit("/", 1)[-1])
-            if (name := archive_name(filename)) is not None:
-                downloaded.append(name)
-                files.append(filename)
+        if debug.match(line):
+            verbose = True
+        said = read(line)
+        if said.installed is not None:
+            installed.append(normalize(said.installed))
+        if said.fetched is not None and (name := archive_name(said.fetched)) is not None:
+            downloaded.append(name)
+            files.append(said.fetched)
     installed, downloaded, files = _unique(installed), _unique(downloaded), _unique(files)
     if clipped:
         return InstallReport(installed, None, None, files, "BuildKit clipped the log")
-    if not debug:
+    if not verbose:
         if not installed:  # nothing was installed, so nothing was downloaded for it
             return InstallReport([], [], [], [])
-        return InstallReport(installed, None, None, [], "Poetry below -vvv prints no per-download line")
+        return InstallReport(installed, None, None, [], quiet)
     return InstallReport(installed, downloaded, [p for p in installed if p not in downloaded], files)
+
+
+def _read_poetry_line(line: str) -> LogLine:
+    if (op := _OPERATION.match(line)) is not None:
+        status = (op["status"] or "").strip()
+        if op["verb"] in _INSTALLS and not status.startswith(("Skipped", "Failed", "Cancelled")):
+            return LogLine(installed=op["name"])
+        return LogLine()
+    if (req := _REQUEST.match(line)) is not None and req["status"] == "200":
+        return LogLine(fetched=url_filename(req["path"]))
+    return LogLine()
+
+
+def parse_install(lines: list[str]) -> InstallReport:
+    """Read one `poetry install`'s output (a step's log lines, or any captured output)."""
+    return parse_output(lines, _read_poetry_line, DEBUG_MARKERS, "Poetry below -vvv prints no per-download line")
 
 
 def combine(reports: list[InstallReport]) -> InstallReport:

@@ -9,7 +9,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tomllib
 import uuid
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from basecamp import config
-from basecamp.errors import CommandError, InputError, LabError
+from basecamp.errors import InputError, LabError
 
 if TYPE_CHECKING:
     from basecamp.project import Project
@@ -101,19 +100,12 @@ def relock(project: Path) -> None:
     POETRY_VIRTUALENVS_CREATE=false: locking needs no environment, and Poetry would otherwise
     create one in its own cache (or, with in-project venvs, in the build context).
     """
-    from basecamp.index import poetry_env
+    from basecamp.index import poetry_env, run_lock
     from basecamp.poetry import find_poetry
 
     cmd = [str(find_poetry()), "lock", "--directory", str(project)]
     env = {**os.environ, **poetry_env(), "POETRY_VIRTUALENVS_CREATE": "false", "POETRY_NO_INTERACTION": "1"}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
-                              stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise CommandError(cmd, -1, "timed out after 600 s", "is the package index reachable?") from exc
-    if proc.returncode != 0:
-        raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr,
-                           "the lab relocks its scratch copy with the pinned Poetry: is the package index reachable?")
+    run_lock(cmd, env, 600, "the lab relocks its scratch copy with the pinned Poetry")
 
 
 @dataclass

@@ -27,20 +27,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
-from basecamp.errors import CommandError, InputError, LabError
+from basecamp.errors import InputError, LabError
 
 if TYPE_CHECKING:
     from basecamp.build import BuildResult
     from basecamp.index import IndexSettings
-    from basecamp.installer import InstallReport
+    from basecamp.installer import InstallReport, LogLine
     from basecamp.measure import StepMeasurement
     from basecamp.scratch import Scratch
 
@@ -52,11 +50,9 @@ BLOCK_END = "# annapurna-lab: uv constraints from poetry.lock (generated, end)"
 #: What a step's install instruction contains when uv does the installing.
 SYNC_MATCH = "uv sync"
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _INSTALLED = re.compile(r"^\s*\+\s+(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)")
 _FRESH_GET = re.compile(r"DEBUG Sending fresh GET request for: (?P<url>\S+)")
 _DEBUG = re.compile(r"^(?:\d+\.\d+\s+)?DEBUG ")
-_CLIPPED = re.compile(r"\[output clipped, log limit .+ reached\]")
 _COPY_UV_LOCK = re.compile(r"^\s*(?:COPY|ADD)\s(?!.*--from)[^\n]*\buv\.lock\b", re.IGNORECASE | re.MULTILINE)
 
 
@@ -187,16 +183,11 @@ def lock(project: Path) -> LockComparison:
         raise InputError(f"{project} needs pyproject.toml and poetry.lock to derive a uv.lock")
     pins = poetry_pins(poetry_lock.read_text())
     pyproject.write_text(with_constraints(pyproject.read_text(), pins))
+    from basecamp.index import run_lock
+
     cmd = [str(find_uv()), "lock", "--directory", str(project)]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("UV_")}, **uv_env()}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
-                              stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise CommandError(cmd, -1, "timed out after 300 s", "is the package index reachable?") from exc
-    if proc.returncode != 0:
-        raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr,
-                           "the lab derives uv.lock from poetry.lock's pins: is the package index reachable?")
+    run_lock(cmd, env, 300, "the lab derives uv.lock from poetry.lock's pins")
     result = compare(project)
     if result.mismatched:
         raise LabError(f"uv.lock and poetry.lock disagree in {project}: "
@@ -220,41 +211,21 @@ def prepare_context(app: Scratch, dockerfile: Path) -> LockComparison | None:
 # What `uv sync` did
 
 
-def _archive(url: str) -> tuple[str, str] | None:
-    from basecamp.installer import archive_name
+def _read_uv_line(line: str) -> LogLine:
+    from basecamp.installer import LogLine, url_filename
 
-    filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    name = archive_name(filename)
-    return None if name is None else (name, filename)
+    if (m := _INSTALLED.match(line)) is not None:
+        return LogLine(installed=m["name"])
+    if (g := _FRESH_GET.search(line)) is not None:
+        return LogLine(fetched=url_filename(g["url"]))
+    return LogLine()
 
 
 def parse_sync(lines: list[str]) -> InstallReport:
     """Read one `uv sync`'s output (a step's log lines, or any captured output)."""
-    from basecamp.installer import InstallReport
+    from basecamp.installer import parse_output
 
-    installed: list[str] = []
-    downloaded: list[str] = []
-    files: list[str] = []
-    debug = clipped = False
-    for raw in lines:
-        line = _ANSI.sub("", raw).rstrip("\r\n")
-        if _CLIPPED.search(line):
-            clipped = True
-        if _DEBUG.match(line):
-            debug = True
-        if (m := _INSTALLED.match(line)) is not None:
-            installed.append(normalize(m["name"]))
-        elif (g := _FRESH_GET.search(line)) is not None and (got := _archive(g["url"])) is not None:
-            downloaded.append(got[0])
-            files.append(got[1])
-    installed, downloaded, files = (list(dict.fromkeys(x)) for x in (installed, downloaded, files))
-    if clipped:
-        return InstallReport(installed, None, None, files, "BuildKit clipped the log")
-    if not debug:
-        if not installed:
-            return InstallReport([], [], [], [])
-        return InstallReport(installed, None, None, [], "uv without -v prints no per-download line")
-    return InstallReport(installed, downloaded, [p for p in installed if p not in downloaded], files)
+    return parse_output(lines, _read_uv_line, _DEBUG, "uv without -v prints no per-download line")
 
 
 def sync_report(build: BuildResult) -> InstallReport:

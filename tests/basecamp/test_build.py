@@ -20,6 +20,7 @@ import pytest
 from basecamp import config, engine
 from basecamp.build import (
     CLASSIC_BUILDER,
+    BuildCounts,
     BuildResult,
     build,
     cli_argv,
@@ -449,3 +450,23 @@ def test_sigint_mid_build_stops_the_build_and_keeps_the_results_file_whole(proje
     assert [r.scenario for r in load(path=results)] == ["before"]
     with pytest.raises(docker.errors.ImageNotFound):
         engine.client().images.get(tag)
+
+
+def test_build_counts_count_the_wrapped_builds_cached_and_ran_steps() -> None:
+    from dataclasses import dataclass
+
+    from basecamp.progress import Step
+
+    def step(vertex: int, instruction: str, status: str) -> Step:
+        return Step(vertex, f"[{vertex}/4] {instruction}", None, vertex, 4, instruction, False, status)  # type: ignore[arg-type]
+
+    steps = [step(1, "FROM x", "cached"), step(2, "COPY a b", "cached"), step(3, "RUN one", "done"),
+             step(4, "RUN two", "done")]
+    result = BuildResult("t", "sha256:1", Path("Dockerfile"), Path("."), "b", 1.0, steps, "", "now")
+
+    @dataclass
+    class Wrapped(BuildCounts):
+        build: BuildResult
+
+    wrapped = Wrapped(result)
+    assert (wrapped.cached, wrapped.ran) == (1, 2)  # the FROM step counts as neither

@@ -185,3 +185,17 @@ def test_pip_config_reads_this_machine() -> None:
     config = index.pip_config()
     assert isinstance(config, dict)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in config.items())
+
+
+def test_run_lock_returns_stdout_and_names_the_failure() -> None:
+    from basecamp.errors import CommandError
+    from basecamp.index import run_lock
+
+    assert run_lock(["sh", "-c", "echo locked"], {}, 30, "why") == "locked\n"
+    with pytest.raises(CommandError) as failed:
+        run_lock(["sh", "-c", "echo out; echo err >&2; exit 3"], {}, 30, "the lab relocks")
+    assert failed.value.returncode == 3
+    assert failed.value.output == "out\nerr\n"
+    assert failed.value.hint == "the lab relocks: is the package index reachable?"
+    with pytest.raises(CommandError, match="timed out after 1 s"):
+        run_lock(["sleep", "5"], {}, 1, "why")

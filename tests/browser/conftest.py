@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,33 @@ def note(request: pytest.FixtureRequest) -> Callable[[str], None]:
         print(line)
 
     return add
+
+
+@dataclass
+class OfflinePage:
+    """A browser page that may load only addresses starting with `allowed`; the rest is aborted."""
+
+    page: Any
+    #: Every request outside `allowed` the page made (each one aborted), in order.
+    blocked: list[str]
+
+
+@pytest.fixture
+def offline_page(browser: Any) -> Callable[[str, int, int], OfflinePage]:
+    """`offline_page(allowed, width, height)`: a new page in its own context, offline but for `allowed`."""
+
+    def open_page(allowed: str, width: int, height: int) -> OfflinePage:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        blocked: list[str] = []
+
+        def route(r: Any) -> None:
+            if r.request.url.startswith(allowed):
+                r.continue_()
+            else:
+                blocked.append(r.request.url)
+                r.abort()
+
+        context.route("**/*", route)
+        return OfflinePage(context.new_page(), blocked)
+
+    return open_page

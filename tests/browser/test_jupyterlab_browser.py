@@ -117,21 +117,12 @@ def _code_cells_through_build(path: Path) -> list[int]:
 
 
 def test_lab_start_opens_01_and_the_build_progress_widget_renders(
-        lab: Lab, browser: Any, screenshot: Callable[..., Path], note: Callable[[str], None]) -> None:
+        lab: Lab, offline_page: Callable[[str, int, int], Any], screenshot: Callable[..., Path],
+        note: Callable[[str], None]) -> None:
     note(f"JupyterLab ready after `./lab start`: {lab.ready_s:.1f} s")
     saved = (config.NOTEBOOKS_DIR / NOTEBOOK).read_bytes()
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    blocked: list[str] = []
-
-    def route(r: Any) -> None:  # JupyterLab must work offline too
-        if r.request.url.startswith(lab.url):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    context.route("**/*", route)
-    page = context.new_page()
+    opened = offline_page(lab.url, 1400, 1000)  # JupyterLab must work offline too
+    page, blocked = opened.page, opened.blocked
     page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}")
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     notebook.locator(".jp-Cell").first.wait_for(timeout=60_000)

@@ -41,23 +41,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _offline_page(browser: Any) -> tuple[Any, list[str], list[str]]:
+def _offline_page(offline_page: Callable[[str, int, int], Any]) -> tuple[Any, list[str], list[str]]:
     """A page that may load file:// only; every other request is aborted and remembered."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    blocked: list[str] = []
+    opened = offline_page("file:", 1280, 900)
     errors: list[str] = []
-
-    def route(r: Any) -> None:
-        if r.request.url.startswith("file:"):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    context.route("**/*", route)
-    page = context.new_page()
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return page, blocked, errors
+    opened.page.on("pageerror", lambda e: errors.append(str(e)))
+    return opened.page, opened.blocked, errors
 
 
 def test_the_site_has_one_plotly_js_and_no_network_script(site: Path) -> None:
@@ -70,9 +59,9 @@ def test_the_site_has_one_plotly_js_and_no_network_script(site: Path) -> None:
     assert all(r["ok"] for r in runs), runs
 
 
-def test_index_and_step_page_render_their_charts_offline(site: Path, browser: Any,
+def test_index_and_step_page_render_their_charts_offline(site: Path, offline_page: Callable[[str, int, int], Any],
                                                         screenshot: Callable[..., Path]) -> None:
-    page, blocked, errors = _offline_page(browser)
+    page, blocked, errors = _offline_page(offline_page)
 
     page.goto((site / "index.html").as_uri())
     page.wait_for_selector("#summary-chart .js-plotly-plot .main-svg", timeout=30_000)
