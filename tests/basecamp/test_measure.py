@@ -330,7 +330,7 @@ def test_measure_the_naive_step_once(docker_client: Any, tmp_path: Path) -> None
     back = measured("01", results)
     assert back is not None and back.measurement == m.measurement
     assert back.row()["cold_median_s"] == pytest.approx(cold.wall_s, abs=1e-3)
-    assert {r.scenario for r in load(path=results)} == {"image", *measure.SCENARIOS}
+    assert {r.scenario for r in load(path=results)} == {"image", "done", *measure.SCENARIOS}
 
 
 @pytest.mark.parametrize("bad", [0, -1, "x", True, 2.5])
