@@ -292,7 +292,7 @@ def render_index(report: BookReport, rows: list[dict[str, Any]]) -> str:
 <script src="{PLOTLY_JS}"></script><style>{_INDEX_CSS}</style></head>
 <body>
 <h1>annapurna: blazing fast Python Docker builds with Poetry, measured</h1>
-<p>Every notebook of the series executed on this machine ({when}): {passed} of {len(report.runs)} passed
+<p>The notebooks of this report executed on this machine ({when}): {passed} of {len(report.runs)} passed
 in {fmt_seconds(report.wall_s)}. Every number below was measured in that run or an earlier one here
 (<code>.lab/results/</code>).</p>
 <h2>The notebooks</h2>
