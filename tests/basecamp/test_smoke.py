@@ -141,8 +141,12 @@ def test_smoke_missing_image():
 
 
 INTERRUPTED_SMOKE = """
+import signal
 import sys
 from basecamp.smoke import smoke_test
+# Ctrl-C as a kernel or terminal delivers it, even when this run was started in the background
+# (a shell without job control starts background jobs with SIGINT ignored, and Python keeps that)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 print("starting", flush=True)
 smoke_test(sys.argv[1], path="/missing", timeout_s=120)
 """
