@@ -6,18 +6,27 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.annapurna_artifacts = []  # type: ignore[attr-defined]  # lines for the summary, see tests/browser
+    config.annapurna_artifacts = []  # type: ignore[attr-defined]  # lines for the summary: tests/browser, test_cleanup
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests run last: after nbval has executed the series, whose results the report shows."""
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    """`run_first` tests, then the rest, then the notebooks (nbval), then browser tests (they show the
+    series' results), then `run_last` tests (a cleanup after the whole run). The sort keeps the order within each."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("run_first"):
+            return 0
+        if item.get_closest_marker("run_last"):
+            return 3
+        return 2 if item.get_closest_marker("browser") else 1
+
+    items.sort(key=rank)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     lines = getattr(config, "annapurna_artifacts", [])
     if lines:
-        terminalreporter.section("browser tests: artifacts and timings")
+        terminalreporter.section("artifacts and timings: browser tests, the cleanup after the run")
         for line in lines:
             terminalreporter.write_line(line)
 

@@ -35,17 +35,14 @@ def check() -> int:
 
 def clean(include_bases: bool, dry_run: bool = False) -> None:
     from basecamp.cleanup import cleanup
-    from basecamp.units import fmt_bytes
 
     rep = cleanup(include_bases=include_bases, dry_run=dry_run)
+    print(rep.summary())
     if dry_run:
-        print(rep.summary())
-        for name in [*rep.containers, *rep.images, *rep.cache_mounts]:
+        for name in [*rep.containers, *rep.images]:
             print(f"  {name}")
-        return
-    print(f"removed {len(rep.containers)} containers, {len(rep.images)} images ({fmt_bytes(rep.reclaimed_bytes)}) and {len(rep.cache_mounts)} cache mounts")
-    if rep.kept_bases:
-        print(f"kept the base images {', '.join(rep.kept_bases)} (use --bases to remove them too)")
+    elif rep.kept_bases:
+        print("(use --bases to remove the stand-in bases too)")
 
 
 def poetry_env() -> None:

@@ -1,4 +1,5 @@
-"""BuildKit cache mounts the lab created: found, remembered, and pruned. Nothing else is touched.
+"""BuildKit cache records the lab created (cache mounts, layers, contexts): found, remembered, and
+pruned. Nothing else is touched.
 
 A `RUN --mount=type=cache,target=...` keeps its files in a BuildKit cache record of type
 "exec.cachemount", outside every image. `--no-cache` does not empty it, so a *cold* measurement
@@ -10,6 +11,15 @@ lab cannot find its own by a label filter the way `./lab clean` finds its images
   records that appeared during it, in LAB_HOME/buildcache/cache-mounts.json. It also reports the
   cache-mount records the build *used* that the lab did not create (their `UsageCount` or
   `LastUsedAt` moved): a cold measurement that used one is not cold.
+- It also remembers every other record the build created (layers, context transfers, ...) in the
+  same file: `prune_lab_build_records()` removes those for `./lab clean`, so the disk a build
+  took comes back, and records your builds created are never named.
+- A record can show up in the disk-usage list only *after* the build ended: BuildKit lists the
+  context and Dockerfile transfers of a build (mutable "local source" records) once the build's
+  session lets go of them. Seen here: one such record in a whole `./lab test` run was missing
+  from the list taken just after its build. So `track()` also remembers the build's time window
+  (the engine's own clock), and `claim_late_records()` — run by cleanup and before a cold
+  measurement — makes every record *created* inside a lab build's window the lab's.
 - `prune_lab_cache_mounts()` removes the remembered records and only those, one at a time, with
   the engine API's build-cache prune and an `id` filter. Docker 20.10 hands that filter to
   BuildKit as a regular expression (`id~=<value>`), so the ID is anchored: `^<id>$` matches that
@@ -99,14 +109,20 @@ class CacheRecord:
     created_at: str
     last_used_at: str
     usage_count: int
+    #: The record this one was built on ("" for none); a parent goes only after its children.
+    parent: str = ""
+    #: Also part of an image: the image's layers keep these bytes after the record goes.
+    shared: bool = False
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> CacheRecord:
+        parents = data.get("Parents") or [data.get("Parent") or ""]  # "Parent" before API 1.42
         return cls(
             id=str(data.get("ID", "")), type=str(data.get("Type", "")),
             description=str(data.get("Description", "")), in_use=bool(data.get("InUse")),
             size_bytes=int(data.get("Size") or 0), created_at=str(data.get("CreatedAt") or ""),
             last_used_at=str(data.get("LastUsedAt") or ""), usage_count=int(data.get("UsageCount") or 0),
+            parent=str(parents[0] or ""), shared=bool(data.get("Shared")),
         )
 
     @property
@@ -130,11 +146,64 @@ class Tracking:
     used_foreign: list[CacheRecord] = field(default_factory=list)
     #: The lab's own (remembered) cache-mount records the build used.
     used_lab: list[CacheRecord] = field(default_factory=list)
+    #: Other records that appeared during the build (layers, context...): also remembered as the lab's.
+    created_records: list[CacheRecord] = field(default_factory=list)
+
+
+@dataclass
+class PruneResult:
+    """What a prune of the lab's remembered records did."""
+
+    #: IDs of the records removed.
+    removed: list[str] = field(default_factory=list)
+    #: Bytes the engine says it reclaimed.
+    reclaimed_bytes: int = 0
+    #: The lab's records the engine kept (in use by a running build): still remembered.
+    kept: list[str] = field(default_factory=list)
 
 
 def state_file() -> Path:
-    """Where the IDs of the lab's cache-mount records are kept (read at call time: tests move LAB_HOME)."""
+    """Where the IDs of the lab's build-cache records are kept (read at call time: tests move LAB_HOME)."""
     return config.LAB_HOME / "buildcache" / "cache-mounts.json"
+
+
+#: The state file's sections: cache mounts (pruned before cold measurements and by cleanup), and every
+#: other record a lab build created (pruned by cleanup only).
+MOUNTS, OTHERS = "cache_mounts", "build_records"
+#: The time windows of the lab's builds, in the engine's clock: {key: {"start", "end", "note"}}.
+WINDOWS = "build_windows"
+#: A record shows up late by seconds; a window older than this has had its late records claimed.
+WINDOW_KEEP_S = 300.0
+
+
+def parse_time(value: str) -> datetime | None:
+    """An engine timestamp (RFC 3339, nanoseconds, `Z`) as an aware datetime; None when unreadable."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", value.strip())
+    if not m:
+        return None
+    frac = (m[2] or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if m[3] == "Z" else m[3]
+    return datetime.fromisoformat(f"{m[1]}.{frac}{zone}")
+
+
+def engine_now(client: Any | None = None) -> str:
+    """The engine's clock (`docker info`'s SystemTime): build windows are compared with record times in it."""
+    try:
+        value = str(_client(client).info().get("SystemTime") or "")
+    except Exception:  # noqa: BLE001  # a fake or an old engine: the host's clock is the best there is
+        value = ""
+    return value if parse_time(value) else datetime.now(UTC).isoformat()
+
+
+def created_within(recs: list[CacheRecord], windows: list[tuple[str, str]]) -> list[CacheRecord]:
+    """The records whose creation time lies inside one of these (start, end) windows."""
+    spans = [(a, b) for a, b in ((parse_time(x), parse_time(y)) for x, y in windows) if a and b]
+    chosen = []
+    for rec in recs:
+        at = parse_time(rec.created_at)
+        if at and any(a <= at <= b for a, b in spans):
+            chosen.append(rec)
+    return chosen
 
 
 def _client(client: Any | None) -> Any:
@@ -150,8 +219,8 @@ def _client(client: Any | None) -> Any:
 DF_BUSY_WAIT_S = 120.0
 
 
-def records(client: Any | None = None) -> list[CacheRecord]:
-    """Every build-cache record the engine has (all types); waits while another disk-usage request runs."""
+def disk_usage(client: Any | None = None) -> dict[str, Any]:
+    """The engine's disk-usage answer (`docker system df`); waits while another disk-usage request runs."""
     import time
 
     import docker.errors
@@ -160,13 +229,16 @@ def records(client: Any | None = None) -> list[CacheRecord]:
     deadline = time.monotonic() + DF_BUSY_WAIT_S
     while True:
         try:
-            data = dk.df().get("BuildCache") or []
-            break
+            return dict(dk.df())
         except docker.errors.APIError as exc:
             if "already running" not in str(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(1.0)
-    return [CacheRecord.from_api(r) for r in data]
+
+
+def records(client: Any | None = None) -> list[CacheRecord]:
+    """Every build-cache record the engine has (all types)."""
+    return [CacheRecord.from_api(r) for r in disk_usage(client).get("BuildCache") or []]
 
 
 def cache_mounts(client: Any | None = None) -> list[CacheRecord]:
@@ -175,22 +247,23 @@ def cache_mounts(client: Any | None = None) -> list[CacheRecord]:
 
 
 @contextmanager
-def _locked_state() -> Iterator[dict[str, dict[str, Any]]]:
-    """The remembered records {id: details}, read and written back under an exclusive lock."""
+def _locked_state(section: str = MOUNTS) -> Iterator[dict[str, dict[str, Any]]]:
+    """One section of the remembered records {id: details}, read and written back under an exclusive lock."""
     path = state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.with_suffix(".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             try:
-                known = dict(json.loads(path.read_text()).get("cache_mounts", {}))
-            except (OSError, ValueError, AttributeError):
-                known = {}
+                doc = {k: dict(v) for k, v in json.loads(path.read_text()).items()}
+            except (OSError, ValueError, AttributeError, TypeError):
+                doc = {}
+            known = doc.setdefault(section, {})
             before = json.dumps(known, sort_keys=True)
             yield known
             if json.dumps(known, sort_keys=True) != before:
                 tmp = path.with_suffix(f".tmp{os.getpid()}")
-                tmp.write_text(json.dumps({"cache_mounts": known}, indent=1, sort_keys=True) + "\n")
+                tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
                 tmp.replace(path)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -202,15 +275,23 @@ def lab_cache_mount_ids() -> set[str]:
         return set(known)
 
 
+def lab_build_record_ids() -> set[str]:
+    """IDs of the other build-cache records (not cache mounts) the lab's builds created."""
+    with _locked_state(OTHERS) as known:
+        return set(known)
+
+
 def remember(created: list[CacheRecord], note: str = "") -> None:
-    """Remember these records as the lab's."""
-    if not created:
-        return
+    """Remember these records as the lab's (cache mounts and other records in their own sections)."""
     seen = datetime.now(UTC).isoformat(timespec="seconds")
-    with _locked_state() as known:
-        for rec in created:
-            known[rec.id] = {"description": rec.description, "created_at": rec.created_at, "seen_at": seen,
-                             "note": note}
+    for section, chosen in ((MOUNTS, [r for r in created if r.is_cache_mount]),
+                            (OTHERS, [r for r in created if not r.is_cache_mount])):
+        if not chosen:
+            continue
+        with _locked_state(section) as known:
+            for rec in chosen:
+                known[rec.id] = {"description": rec.description, "created_at": rec.created_at, "seen_at": seen,
+                                 "note": note}
 
 
 @contextmanager
@@ -221,16 +302,23 @@ def track(note: str = "", client: Any | None = None) -> Iterator[Tracking]:
     when the block ends, also when the build fails (what it created is still the lab's).
     """
     dk = _client(client)
-    before = {r.id: r for r in cache_mounts(dk)}
+    started = engine_now(dk)
+    before = {r.id: r for r in records(dk)}
     result = Tracking()
     try:
         yield result
     finally:
-        after = cache_mounts(dk)
-        result.created = [r for r in after if r.id not in before]
-        remember(result.created, note)
+        after = records(dk)
+        with _locked_state(WINDOWS) as windows:  # for the records BuildKit lists only later
+            windows[f"{started}-{os.getpid()}-{len(windows)}"] = {"start": started, "end": engine_now(dk), "note": note}
+        created = [r for r in after if r.id not in before]
+        result.created = [r for r in created if r.is_cache_mount]
+        result.created_records = [r for r in created if not r.is_cache_mount]
+        remember(created, note)
         lab = lab_cache_mount_ids()
         for rec in after:
+            if not rec.is_cache_mount:
+                continue
             old = before.get(rec.id)
             if old is None or (old.usage_count, old.last_used_at) == (rec.usage_count, rec.last_used_at):
                 continue
@@ -253,6 +341,84 @@ def adopt(ids: list[str], client: Any | None = None) -> list[CacheRecord]:
     return chosen
 
 
+def late_records(client: Any | None = None) -> list[CacheRecord]:
+    """Records created inside a lab build's window that the lab does not remember yet (listed late)."""
+    dk = _client(client)
+    with _locked_state(WINDOWS) as windows:
+        spans = [(str(w.get("start", "")), str(w.get("end", ""))) for w in windows.values()]
+    known = lab_cache_mount_ids() | lab_build_record_ids()
+    return created_within([r for r in records(dk) if r.id not in known], spans)
+
+
+def claim_late_records(client: Any | None = None) -> list[CacheRecord]:
+    """Remember the late-listed records of the lab's builds as the lab's; forget windows now settled."""
+    dk = _client(client)
+    late = late_records(dk)
+    remember(late, note="created during a lab build, listed after it")
+    now = parse_time(engine_now(dk))
+    with _locked_state(WINDOWS) as windows:
+        for key, w in list(windows.items()):
+            end = parse_time(str(w.get("end", "")))
+            if now is None or end is None or (now - end).total_seconds() > WINDOW_KEEP_S:
+                del windows[key]
+    return late
+
+
+def _prune_one(dk: Any, rec_id: str) -> tuple[bool, int]:
+    """Prune one record by its anchored id; (removed?, bytes reclaimed). Refuses an engine that took more."""
+    result = dk.api.prune_builds(filters={"id": [f"^{rec_id}$"]}, all=True) or {}
+    deleted = result.get("CachesDeleted") or []
+    unexpected = [d for d in deleted if d != rec_id]
+    if unexpected:  # cannot happen with an anchored filter; say so loudly if it ever does
+        raise LabError(f"pruning build-cache record {rec_id} also removed {unexpected}: "
+                       "the engine did not apply the id filter as expected")
+    return rec_id in deleted, int(result.get("SpaceReclaimed") or 0)
+
+
+def prune_records(ids: list[str], client: Any | None = None) -> PruneResult:
+    """Prune exactly these build-cache records, each by its anchored id filter, children before parents.
+
+    A parent becomes removable only once its children are gone, so passes repeat while they remove
+    something. IDs the engine no longer has are skipped; ones it keeps (in use) are in `.kept`.
+    """
+    dk = _client(client)
+    result = PruneResult()
+    left = set(ids)
+    while left:
+        present = {r.id: r for r in records(dk)}
+        left &= present.keys()
+        progress = False
+        for rec_id in sorted(left, key=lambda i: (-_depth(i, present), i)):
+            removed, space = _prune_one(dk, rec_id)
+            if removed:
+                left.discard(rec_id)
+                result.removed.append(rec_id)
+                result.reclaimed_bytes += space
+                progress = True
+        if not progress:
+            break
+    result.kept = sorted(left)
+    return result
+
+
+def _prune_section(dk: Any, section: str) -> PruneResult:
+    """Prune the remembered records of one section; forget those removed or already gone."""
+    with _locked_state(section) as known:
+        result = prune_records(sorted(known), dk)
+        for rec_id in set(known) - set(result.kept):
+            del known[rec_id]
+    return result
+
+
+def _depth(rec_id: str, present: dict[str, CacheRecord]) -> int:
+    """How many ancestors a record has among `present` (deepest first = children before parents)."""
+    depth, seen = 0, {rec_id}
+    while (parent := present[rec_id].parent if rec_id in present else "") in present and parent not in seen:
+        depth, rec_id = depth + 1, parent
+        seen.add(parent)
+    return depth
+
+
 def prune_lab_cache_mounts(client: Any | None = None) -> int:
     """Remove the cache-mount records the lab created, and only those; return how many went.
 
@@ -261,23 +427,25 @@ def prune_lab_cache_mounts(client: Any | None = None) -> int:
     `remaining_lab_cache_mounts()` lists them.
     """
     dk = _client(client)
-    removed = 0
-    with _locked_state() as known:
-        present = {r.id: r for r in cache_mounts(dk)}
-        for rec_id in sorted(known):
-            if rec_id not in present:
-                del known[rec_id]
-                continue
-            result = dk.api.prune_builds(filters={"id": [f"^{rec_id}$"]}) or {}
-            deleted = result.get("CachesDeleted") or []
-            unexpected = [d for d in deleted if d != rec_id]
-            if unexpected:  # cannot happen with an anchored filter; say so loudly if it ever does
-                raise LabError(f"pruning build-cache record {rec_id} also removed {unexpected}: "
-                               "the engine did not apply the id filter as expected")
-            if rec_id in deleted:
-                removed += 1
-                del known[rec_id]
-    return removed
+    claim_late_records(dk)
+    return len(_prune_section(dk, MOUNTS).removed)
+
+
+def prune_lab_build_records(client: Any | None = None) -> PruneResult:
+    """Remove every other build-cache record the lab's builds created (layers, contexts...), only those.
+
+    For cleanup: run it after the lab's images are gone, so the bytes really come back. Records
+    your own builds created, or existed before a lab build, are never named.
+    """
+    dk = _client(client)
+    claim_late_records(dk)
+    return _prune_section(dk, OTHERS)
+
+
+def remaining_lab_build_records(client: Any | None = None) -> list[CacheRecord]:
+    """The lab's other build-cache records that still exist in the engine."""
+    lab = lab_build_record_ids()
+    return [r for r in records(client) if not r.is_cache_mount and r.id in lab]
 
 
 def remaining_lab_cache_mounts(client: Any | None = None) -> list[CacheRecord]:

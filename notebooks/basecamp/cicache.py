@@ -11,7 +11,7 @@ folder and loaded with `docker load` on the next runner, *is* a local-directory 
 One engine plays both runners. `dockerfiles/extras/11-ci-runner.Dockerfile` takes a `CI_RUNNER`
 build arg: each measurement round uses a value new to the engine, so its layers are new too. To
 make the engine forget a build (a fresh runner), `forget()` removes its image and prunes, one by
-one with an anchored id filter, the build-cache records `track_records()` saw appear during it, and
+one with an anchored id filter, the build-cache records `buildcache.track()` saw appear during it, and
 the lab's cache mounts. Nothing created outside those builds is touched.
 
 The cache dance (reproducible-containers/buildkit-cache-dance): `extract_mount()` runs a throwaway
@@ -25,9 +25,7 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,13 +104,6 @@ class CiRun(BuildCounts):
                 f"downloads {self.downloads}")
 
 
-@dataclass
-class Tracked:
-    """Build-cache record ids that appeared during a block (filled in when it ends)."""
-
-    ids: list[str] = field(default_factory=list)
-
-
 def cache_dir() -> Path:
     """The host folder standing for the CI cache (LAB_HOME/ci-cache)."""
     return config.LAB_HOME / CACHE_DIR_NAME
@@ -148,35 +139,6 @@ def cache_to_flags(dest: Path) -> list[str]:
 def cache_from_flags(src: Path) -> list[str]:
     """What buildx would take to import the layer cache from a folder."""
     return ["--cache-from", f"type=local,src={src}"]
-
-
-def _records(client: Any) -> set[str]:
-    from basecamp.buildcache import records
-
-    return {r.id for r in records(client)}
-
-
-@contextmanager
-def track_records(client: Any) -> Iterator[Tracked]:
-    """The build-cache records (any type) that appear during the block: what its builds created."""
-    before = _records(client)
-    out = Tracked()
-    try:
-        yield out
-    finally:
-        out.ids = sorted(_records(client) - before)
-
-
-def prune_records(client: Any, ids: list[str]) -> int:
-    """Prune exactly these build-cache records (anchored id filter each); return how many went."""
-    removed = 0
-    for rec_id in ids:
-        result = client.api.prune_builds(filters={"id": [f"^{rec_id}$"]}) or {}
-        deleted = result.get("CachesDeleted") or []
-        if any(d != rec_id for d in deleted):
-            raise LabError(f"pruning build-cache record {rec_id} also removed {deleted}")
-        removed += rec_id in deleted
-    return removed
 
 
 def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> float:
@@ -250,7 +212,7 @@ def forget(client: Any, tag: str, record_ids: list[str]) -> None:
         client.images.remove(tag, force=True)
     except docker.errors.ImageNotFound:
         pass
-    prune_records(client, record_ids)
+    buildcache.prune_records(record_ids, client)
     for _ in range(FORGET_TRIES):  # a mount BuildKit has not released yet is skipped: try again
         buildcache.prune_lab_cache_mounts(client)
         if not buildcache.remaining_lab_cache_mounts(client):
@@ -263,16 +225,15 @@ def forget(client: Any, tag: str, record_ids: list[str]) -> None:
 def runner_build(app: Scratch, runner: str, *, cache_from: list[str] | None = None,
                  display: Any = "none") -> tuple[BuildResult, list[str]]:
     """Build the CI-runner Dockerfile (target runtime) with inline cache; return it and its new records."""
-    from basecamp import engine
+    from basecamp import buildcache, engine
     from basecamp.build import build
     from basecamp.steps import STEP_LABEL
 
-    client = engine.client()
-    with track_records(client) as tracked:
+    with buildcache.track(note=f"ci runner {runner}", client=engine.client()) as tracked:
         result = build(RUNNER_DOCKERFILE, app.path, f"{RUNNER_TAG}:{runner}", target="runtime",
                        build_args={"CI_RUNNER": runner, "BUILDKIT_INLINE_CACHE": "1"},
                        labels={STEP_LABEL: "11-ci-runner"}, cache_from=cache_from, display=display)
-    return result, tracked.ids
+    return result, sorted(r.id for r in [*tracked.created, *tracked.created_records])
 
 
 def _downloads(result: BuildResult) -> int | None:

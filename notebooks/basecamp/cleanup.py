@@ -1,32 +1,56 @@
-"""Remove what the lab created in Docker — only objects that carry the lab label."""
+"""Remove what the lab created in Docker — only what carries the lab's label or was recorded as the lab's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from basecamp import config
 
 
 @dataclass
 class CleanupReport:
-    """What cleanup removed (names or short ids) and what it kept on purpose."""
+    """What cleanup removed (names or short ids), what it kept on purpose, and the disk that came back."""
 
     containers: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     kept_bases: list[str] = field(default_factory=list)
     cache_mounts: list[str] = field(default_factory=list)
-    reclaimed_bytes: int = 0
+    #: Other build-cache records the lab's builds created (layers, build contexts, ...).
+    build_records: list[str] = field(default_factory=list)
+    #: The lab's records BuildKit kept: in use by a running build, or parents of records it did not make.
+    kept_records: list[str] = field(default_factory=list)
+    #: Docker's own disk accounting (layers + containers + build cache) before and after, in bytes.
+    disk_before_bytes: int = 0
+    disk_after_bytes: int = 0
+    #: Dry run: bytes only the selected images and records hold (a lower bound of what would come back).
+    would_free_bytes: int = 0
     #: True when nothing was removed: the lists say what *would* go.
     dry_run: bool = False
 
+    @property
+    def freed_bytes(self) -> int:
+        """What the cleanup gave back, measured as Docker's disk usage before minus after."""
+        return self.disk_before_bytes - self.disk_after_bytes
+
     def summary(self) -> str:
-        """What went (or would go), in a few lines."""
+        """What went (or would go) and the disk it freed, in a few lines."""
+        from basecamp.units import fmt_bytes
+
         verb = "would remove" if self.dry_run else "removed"
+        if self.dry_run:
+            disk = f"would free at least {fmt_bytes(self.would_free_bytes)} (what only these images and records hold)"
+        else:
+            disk = (f"freed {fmt_bytes(self.freed_bytes)}: Docker's disk usage went from "
+                    f"{fmt_bytes(self.disk_before_bytes)} to {fmt_bytes(self.disk_after_bytes)}")
         return "\n".join([
             (f"cleanup {verb}: {len(self.containers)} container(s), {len(self.images)} image(s), "
-             f"{len(self.cache_mounts)} lab cache mount(s)"),
+             f"{len(self.cache_mounts)} lab cache mount(s), {len(self.build_records)} lab build-cache record(s)"),
+            disk,
             f"kept (stand-in bases): {', '.join(self.kept_bases) or 'none'}",
-            "everything else in Docker is untouched: only objects with the lab's label or cache id are selected",
+            *([f"kept {len(self.kept_records)} lab build-cache record(s): other builds build on them or use them now"]
+              if self.kept_records else []),
+            "everything else in Docker is untouched: only objects with the lab's label or recorded cache ids are selected",
         ])
 
 
@@ -35,22 +59,37 @@ def label_filter() -> dict[str, str]:
     return {"label": f"{config.MADE_LABEL}={config.LAB_LABEL_VALUE}"}
 
 
+def disk_total(df: dict[str, Any]) -> int:
+    """Docker's disk use as `docker system df` adds it up: layers, containers' writable layers, build cache."""
+    containers = sum(int(c.get("SizeRw") or 0) for c in df.get("Containers") or [])
+    cache = sum(int(r.get("Size") or 0) for r in df.get("BuildCache") or [] if not r.get("Shared"))
+    return int(df.get("LayersSize") or 0) + containers + cache
+
+
 def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport:
-    """Remove lab containers, images and cache mounts. Stand-in bases stay unless `include_bases` (slow to rebuild).
+    """Remove lab containers, images and build cache. Stand-in bases stay unless `include_bases` (slow to rebuild).
 
     `dry_run`: remove nothing, only report what would go.
 
-    The user's own images, containers and build cache are never touched: every call here is
-    filtered on the lab label.
+    The user's own images, containers and build cache are never touched: containers and images are
+    selected by the lab's label, build-cache records by the ids the lab's builds recorded creating
+    (basecamp.buildcache). Images go before the cache records, so their bytes really come back.
     """
     from basecamp import buildcache, engine
 
     client = engine.client()
     report = CleanupReport(dry_run=dry_run)
-    # BuildKit cache mounts the lab created (it keeps their ids; the cache itself has no labels).
-    report.cache_mounts = [r.id for r in buildcache.remaining_lab_cache_mounts(client)]
-    if not dry_run:
-        buildcache.prune_lab_cache_mounts(client)
+    # records a lab build created that BuildKit listed only after the build ended (basecamp.buildcache)
+    late = buildcache.late_records(client) if dry_run else buildcache.claim_late_records(client)
+    before = buildcache.disk_usage(client)
+    report.disk_before_bytes = disk_total(before)
+    lab_mounts = buildcache.lab_cache_mount_ids() | {r.id for r in late if r.is_cache_mount}
+    lab_records = buildcache.lab_build_record_ids() | {r.id for r in late if not r.is_cache_mount}
+    cache = [buildcache.CacheRecord.from_api(r) for r in before.get("BuildCache") or []]
+    report.cache_mounts = [r.id for r in cache if r.is_cache_mount and r.id in lab_mounts]
+    report.build_records = [r.id for r in cache if not r.is_cache_mount and r.id in lab_records]
+    report.would_free_bytes = sum(r.size_bytes for r in cache if r.id in {*report.cache_mounts, *report.build_records}
+                                  and not r.shared)
     for c in client.containers.list(all=True, filters=label_filter()):
         if not dry_run:
             c.remove(force=True)
@@ -64,15 +103,25 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
         images += [im for im in bases if im.id not in {i.id for i in images}]
     else:
         report.kept_bases = sorted(t for im in bases for t in im.tags)
+    unique = {im["Id"]: int(im.get("Size") or 0) - max(int(im.get("SharedSize") or 0), 0)
+              for im in before.get("Images") or []}
     # Children before parents: the newest first.
     images.sort(key=lambda im: im.attrs.get("Created", ""), reverse=True)
     for im in images:
         if im.id in base_ids and not include_bases:
             continue
-        name = im.tags[0] if im.tags else im.short_id
-        size = int(im.attrs.get("Size", 0))
         if not dry_run:
             client.images.remove(im.id, force=True)
-        report.images.append(name)
-        report.reclaimed_bytes += size
+        report.images.append(im.tags[0] if im.tags else im.short_id)
+        report.would_free_bytes += unique.get(im.id, 0)
+    if dry_run:
+        return report
+    # BuildKit's records, now that no lab image holds their layers: the other records, then the mounts.
+    kept = set(buildcache.prune_lab_build_records(client).kept)
+    buildcache.prune_lab_cache_mounts(client)
+    kept |= {r.id for r in buildcache.remaining_lab_cache_mounts(client)}  # in use by a running build
+    report.build_records = [r for r in report.build_records if r not in kept]
+    report.cache_mounts = [r for r in report.cache_mounts if r not in kept]
+    report.kept_records = sorted(kept)
+    report.disk_after_bytes = disk_total(buildcache.disk_usage(client))
     return report

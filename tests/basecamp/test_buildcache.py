@@ -10,6 +10,7 @@ import os
 import subprocess
 import textwrap
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,11 @@ from basecamp.errors import LabError
 # --- a fake engine --------------------------------------------------------------------------------
 
 
-def _rec(rec_id: str, kind: str = buildcache.CACHE_MOUNT, used: int = 1, desc: str = "") -> dict[str, Any]:
+def _rec(rec_id: str, kind: str = buildcache.CACHE_MOUNT, used: int = 1, desc: str = "",
+         parent: str = "") -> dict[str, Any]:
     return {"ID": rec_id, "Type": kind, "Description": desc or f"cached mount /tmp/{rec_id}",
             "InUse": False, "Shared": False, "Size": 3, "CreatedAt": "2026-01-01T00:00:00Z",
-            "LastUsedAt": f"2026-01-01T00:00:{used:02d}Z", "UsageCount": used}
+            "LastUsedAt": f"2026-01-01T00:00:{used:02d}Z", "UsageCount": used, "Parent": parent}
 
 
 class FakeAPI:
@@ -39,7 +41,9 @@ class FakeAPI:
         (pattern,) = (filters or {})["id"]
         assert pattern.startswith("^") and pattern.endswith("$"), "the id filter must be anchored"
         rec_id = pattern[1:-1]
-        gone = [r["ID"] for r in self.engine.cache if r["ID"] == rec_id and not r["InUse"]]
+        parents = {r["Parent"] for r in self.engine.cache}
+        # like BuildKit: a record in use, or with a child still there, stays
+        gone = [r["ID"] for r in self.engine.cache if r["ID"] == rec_id and not r["InUse"] and rec_id not in parents]
         self.engine.cache = [r for r in self.engine.cache if r["ID"] not in gone]
         return {"CachesDeleted": gone or None, "SpaceReclaimed": 3 * len(gone)}
 
@@ -48,9 +52,13 @@ class FakeEngine:
     def __init__(self, cache: list[dict[str, Any]]) -> None:
         self.cache = cache
         self.api = FakeAPI(self)
+        self.clock = "2026-06-01T12:00:00.000000001Z"  # the engine's SystemTime
 
     def df(self) -> dict[str, Any]:
         return {"BuildCache": [dict(r) for r in self.cache], "Images": []}
+
+    def info(self) -> dict[str, Any]:
+        return {"SystemTime": self.clock}
 
 
 def test_track_remembers_what_a_build_creates_and_spots_foreign_use() -> None:
@@ -59,9 +67,10 @@ def test_track_remembers_what_a_build_creates_and_spots_foreign_use() -> None:
         dk.cache.append(_rec("new1"))                  # the build creates a cache mount
         dk.cache.append(_rec("layer2", kind="regular"))  # and a layer record (not a cache mount)
         dk.cache[0] = _rec("foreign1", used=2)         # and uses a cache mount it did not create
-    assert [r.id for r in t.created] == ["new1"]
+    assert [r.id for r in t.created] == ["new1"] and [r.id for r in t.created_records] == ["layer2"]
     assert [r.id for r in t.used_foreign] == ["foreign1"]
     assert buildcache.lab_cache_mount_ids() == {"new1"}
+    assert buildcache.lab_build_record_ids() == {"layer2"}, "the layer it created is the lab's too, kept apart"
     saved = json.loads(buildcache.state_file().read_text())["cache_mounts"]
     assert saved["new1"]["note"] == "t"
     # a later build that reuses the lab's own mount reports it as the lab's, not as foreign
@@ -90,6 +99,88 @@ def test_prune_removes_only_the_labs_and_forgets_what_is_gone() -> None:
     dk.cache[1]["InUse"] = False
     assert buildcache.prune_lab_cache_mounts(dk) == 1
     assert buildcache.lab_cache_mount_ids() == set() and [r["ID"] for r in dk.cache] == ["user1", "userlayer"]
+
+
+def test_cleanup_prunes_the_labs_layer_records_children_first_and_never_the_users() -> None:
+    dk = FakeEngine([_rec("base", kind="regular"), _rec("user-layer", kind="regular", parent="base"),
+                     _rec("labmount")])
+    with buildcache.track(client=dk):
+        # the lab's build: a chain of three layers on the user's base, and a context record
+        dk.cache += [_rec("l1", kind="regular", parent="base"), _rec("l2", kind="regular", parent="l1"),
+                     _rec("l3", kind="regular", parent="l2"), _rec("ctx", kind="source.local")]
+    assert buildcache.lab_build_record_ids() == {"l1", "l2", "l3", "ctx"}
+    result = buildcache.prune_lab_build_records(dk)
+    assert sorted(result.removed) == ["ctx", "l1", "l2", "l3"] and result.kept == []
+    assert result.removed.index("l3") < result.removed.index("l2") < result.removed.index("l1"), "children first"
+    assert result.reclaimed_bytes == 12
+    assert [r["ID"] for r in dk.cache] == ["base", "user-layer", "labmount"], "the user's records and mounts stay"
+    assert {p for c in dk.api.prune_calls for p in c["id"]} == {"^l1$", "^l2$", "^l3$", "^ctx$"}
+    assert buildcache.lab_build_record_ids() == set()
+    assert buildcache.prune_lab_build_records(dk).removed == [], "nothing remembered: nothing named"
+
+
+def test_a_lab_record_under_a_users_child_stays_remembered() -> None:
+    dk = FakeEngine([])
+    with buildcache.track(client=dk):
+        dk.cache.append(_rec("lab-layer", kind="regular"))
+    dk.cache.append(_rec("user-child", kind="regular", parent="lab-layer"))  # a later build of yours on top
+    result = buildcache.prune_lab_build_records(dk)
+    assert result.removed == [] and result.kept == ["lab-layer"]
+    assert [r["ID"] for r in dk.cache] == ["lab-layer", "user-child"]
+    assert buildcache.lab_build_record_ids() == {"lab-layer"}
+
+
+def test_the_state_file_keeps_its_sections_apart() -> None:
+    buildcache.remember([buildcache.CacheRecord.from_api(_rec("m")),
+                         buildcache.CacheRecord.from_api(_rec("r", kind="regular"))], note="n")
+    saved = json.loads(buildcache.state_file().read_text())
+    assert set(saved["cache_mounts"]) == {"m"} and set(saved["build_records"]) == {"r"}
+    assert buildcache.prune_lab_cache_mounts(FakeEngine([_rec("m")])) == 1
+    assert buildcache.lab_build_record_ids() == {"r"}, "pruning the mounts leaves the other section alone"
+
+
+def test_engine_times_are_read_to_the_microsecond() -> None:
+    at = buildcache.parse_time("2026-12-01T18:32:07.906594476Z")
+    assert at is not None and (at.second, at.microsecond, at.utcoffset().total_seconds()) == (7, 906594, 0)
+    assert buildcache.parse_time("2026-12-01T18:32:07Z") < at  # type: ignore[operator]
+    assert buildcache.parse_time("2026-12-01T19:32:07.5+01:00") < at  # type: ignore[operator]
+    assert buildcache.parse_time("") is None and buildcache.parse_time("yesterday") is None
+
+
+def _at(rec: dict[str, Any], created: str) -> dict[str, Any]:
+    return {**rec, "CreatedAt": created}
+
+
+def test_a_record_listed_only_after_its_build_is_claimed_by_the_build_window() -> None:
+    """BuildKit may list a build's context/Dockerfile transfer only once the build's session let go of it."""
+    dk = FakeEngine([_at(_rec("user-old", kind="source.local"), "2026-06-01T11:00:00Z")])
+    dk.clock = "2026-06-01T12:00:00.100000000Z"
+    with buildcache.track(note="step", client=dk) as t:
+        dk.cache.append(_at(_rec("seen", kind="regular"), "2026-06-01T12:00:01.5Z"))
+        dk.clock = "2026-06-01T12:00:04.000000000Z"
+    assert [r.id for r in t.created_records] == ["seen"]
+    # listed late: created inside the build's window; and a build of yours after it
+    dk.cache.append(_at(_rec("late", kind="source.local"), "2026-06-01T12:00:02.25Z"))
+    dk.cache.append(_at(_rec("yours", kind="source.local"), "2026-06-01T12:00:09Z"))
+    dk.cache.append(_at(_rec("late-mount"), "2026-06-01T12:00:03Z"))
+    assert {r.id for r in buildcache.late_records(dk)} == {"late", "late-mount"}
+    dk.clock = "2026-06-01T12:00:10Z"
+    assert buildcache.prune_lab_cache_mounts(dk) == 1, "a cold measurement's prune claims the late mount too"
+    result = buildcache.prune_lab_build_records(dk)
+    assert sorted(result.removed) == ["late", "seen"]
+    assert sorted(r["ID"] for r in dk.cache) == ["user-old", "yours"], "records made outside a lab build stay"
+
+
+def test_settled_build_windows_are_forgotten() -> None:
+    dk = FakeEngine([])
+    with buildcache.track(client=dk):
+        pass
+    assert len(json.loads(buildcache.state_file().read_text())[buildcache.WINDOWS]) == 1
+    buildcache.claim_late_records(dk)
+    assert len(json.loads(buildcache.state_file().read_text())[buildcache.WINDOWS]) == 1, "a fresh window stays"
+    dk.clock = "2026-06-01T12:10:00Z"  # ten minutes on: anything it made is listed by now
+    buildcache.claim_late_records(dk)
+    assert json.loads(buildcache.state_file().read_text())[buildcache.WINDOWS] == {}
 
 
 def test_prune_refuses_an_engine_that_ignores_the_id_filter() -> None:
@@ -130,19 +221,38 @@ def _cache_mount_dockerfile(folder: Path, target: str) -> Path:
     return path
 
 
-def _foreign_build(folder: Path, target: str) -> str:
-    """A build that is not the lab's: plain CLI, no lab label, no tag, not tracked. Returns the image id."""
+@dataclass
+class ForeignBuild:
+    """What a build that is not the lab's left in the engine (the test removes it again)."""
+
+    image_id: str
+    #: Every build-cache record that appeared during it: its cache mount, layers and context.
+    seen: set[str]
+    #: Its time window in the engine's clock: a record BuildKit lists only later is found by it.
+    window: tuple[str, str]
+
+    def records(self, dk: Any) -> set[str]:
+        """Its records now: those seen at once and those created in its window that showed up later."""
+        return self.seen | {r.id for r in buildcache.created_within(buildcache.records(dk), [self.window])}
+
+
+def _foreign_build(folder: Path, target: str) -> ForeignBuild:
+    """A build that is not the lab's: plain CLI, no lab label, no tag, not tracked (nothing remembered)."""
     dockerfile = _cache_mount_dockerfile(folder, target)
     iid = folder / "iid"
     cli = engine.buildkit_cli()
     if cli is None:
         pytest.fail("this test needs a docker CLI that builds with BuildKit (see basecamp.engine.buildkit_cli)")
+    dk = engine.client()
+    start = buildcache.engine_now(dk)
+    before = {r.id for r in buildcache.records(dk)}
     proc = subprocess.run(
         [*cli.argv, "--progress=plain", "--iidfile", str(iid), "-f", str(dockerfile), str(folder)],
         capture_output=True, text=True, env={**os.environ, **cli.env}, timeout=300, check=False,
     )
+    created = {r.id for r in buildcache.records(dk)} - before
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return iid.read_text().strip()
+    return ForeignBuild(iid.read_text().strip(), created, (start, buildcache.engine_now(dk)))
 
 
 def _mounts_for(dk: Any, target: str) -> list[buildcache.CacheRecord]:
@@ -156,16 +266,15 @@ def _require_slim(dk: Any) -> None:
         pytest.fail(f"this test needs {config.SLIM_BASE}: run ./lab prepare")
 
 
-def _remove(dk: Any, targets: list[str], images: list[str]) -> None:
-    """Remove what a test created — its cache mounts (by id) and images — and nothing else."""
-    for target in targets:
-        for rec in _mounts_for(dk, target):
-            dk.api.prune_builds(filters={"id": [f"^{rec.id}$"]})
+def _remove(dk: Any, images: list[str], records: set[str], targets: list[str]) -> None:
+    """Remove what a test created — its images, then its build-cache records and cache mounts, by id — and nothing else."""
     for ref in images:
         try:
             dk.images.remove(ref, force=True)
         except docker.errors.APIError:
             pass
+    mounts = {rec.id for target in targets for rec in _mounts_for(dk, target)}
+    buildcache.prune_records(sorted({*records, *mounts}), dk)
 
 
 @pytest.mark.engine
@@ -175,9 +284,12 @@ def test_a_foreign_cache_mount_survives_the_labs_prune(docker_client: Any, tmp_p
     run_id = uuid.uuid4().hex[:10]
     foreign_target, lab_target = f"/tmp/foreign-{run_id}", f"/tmp/lab-{run_id}"
     lab_tag = f"{config.IMAGE_REPO_PREFIX}/test-cachemount:{run_id}"
-    images = [lab_tag]
+    images: list[str] = [lab_tag]
+    records: set[str] = set()
     try:
-        images.append(_foreign_build(tmp_path / "foreign", foreign_target))
+        made = _foreign_build(tmp_path / "foreign", foreign_target)
+        images.append(made.image_id)
+        records |= made.records(dk)
         (foreign,) = _mounts_for(dk, foreign_target)
         assert foreign.id not in buildcache.lab_cache_mount_ids()
 
@@ -186,12 +298,14 @@ def test_a_foreign_cache_mount_survives_the_labs_prune(docker_client: Any, tmp_p
                                 display=NullDisplay()).image_id)
         (lab,) = _mounts_for(dk, lab_target)
         assert [r.id for r in t.created] == [lab.id] and lab.id in buildcache.lab_cache_mount_ids()
+        records |= {r.id for r in t.created_records}
 
         # a tracked lab build that reuses the foreign mount (same target, so same id) says so
         reuse = _cache_mount_dockerfile(tmp_path / "reuse", foreign_target)
         with buildcache.track(client=dk) as again:
             images.append(build(reuse, tmp_path / "reuse", lab_tag, display=NullDisplay()).image_id)
         assert [r.id for r in again.used_foreign] == [foreign.id] and not again.created
+        records |= {r.id for r in again.created_records}
         # ...and a cold (--no-cache) build of it would put the foreign mount at risk
         assert [r.id for r in buildcache.cache_mounts_at_risk(reuse.read_text(), dk)] == [foreign.id]
         assert buildcache.cache_mounts_at_risk(reuse.read_text().replace("type=cache,", "type=cache,id=x,"), dk) == []
@@ -201,7 +315,7 @@ def test_a_foreign_cache_mount_survives_the_labs_prune(docker_client: Any, tmp_p
         assert [r.id for r in _mounts_for(dk, foreign_target)] == [foreign.id], "the foreign one survives"
         assert lab.id not in buildcache.lab_cache_mount_ids()
     finally:
-        _remove(dk, [foreign_target, lab_target], images)
+        _remove(dk, images, records, targets=[foreign_target, lab_target])
 
 
 @pytest.mark.engine
@@ -211,8 +325,11 @@ def test_no_cache_makes_buildkit_discard_same_id_cache_mounts(docker_client: Any
     _require_slim(dk)
     target = f"/tmp/nocache-{uuid.uuid4().hex[:10]}"
     images: list[str] = []
+    records: set[str] = set()
     try:
-        images.append(_foreign_build(tmp_path / "first", target))
+        made = _foreign_build(tmp_path / "first", target)
+        images.append(made.image_id)
+        records |= made.records(dk)
         (first,) = _mounts_for(dk, target)
         images.append(build(_cache_mount_dockerfile(tmp_path / "second", target), tmp_path / "second",
                             f"{config.IMAGE_REPO_PREFIX}/test-cachemount:nocache", no_cache=True,
@@ -220,7 +337,7 @@ def test_no_cache_makes_buildkit_discard_same_id_cache_mounts(docker_client: Any
         assert first.id not in [r.id for r in _mounts_for(dk, target)], \
             "this engine kept a same-id cache mount through --no-cache: the at-risk check is then overcautious"
     finally:
-        _remove(dk, [target], images)
+        _remove(dk, images, records, targets=[target])
 
 
 def test_a_busy_disk_usage_endpoint_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from basecamp import config, engine
+from basecamp import buildcache, config, engine
 from basecamp.errors import EngineError
 
 # --- fake docker CLIs, as the real ones answer (checked by hand against docker 28.2 and 20.10) ---
@@ -208,7 +208,8 @@ def test_buildkit_cli_builds_with_buildkit(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /\n")
     tag = f"{config.IMAGE_REPO_PREFIX}/test-engine-buildkit:{int(time.time())}"
     argv = [*cli.argv, "--progress=plain", "--label", f"{config.LAB_LABEL}={config.LAB_LABEL_VALUE}", "-t", tag, str(tmp_path)]
-    proc = subprocess.run(argv, env={**os.environ, **cli.env}, capture_output=True, text=True, timeout=300, check=False)
+    with buildcache.track(note=tag):  # the lab's build: `./lab clean` removes the cache records it makes
+        proc = subprocess.run(argv, env={**os.environ, **cli.env}, capture_output=True, text=True, timeout=300, check=False)
     try:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         # BuildKit's plain progress numbers its steps (#1 ...); the classic builder prints "Step 1/2".
