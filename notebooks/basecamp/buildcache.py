@@ -14,12 +14,13 @@ lab cannot find its own by a label filter the way `./lab clean` finds its images
 - It also remembers every other record the build created (layers, context transfers, ...) in the
   same file: `prune_lab_build_records()` removes those for `./lab clean`, so the disk a build
   took comes back, and records your builds created are never named.
-- A record can show up in the disk-usage list only *after* the build ended: BuildKit lists the
-  context and Dockerfile transfers of a build (mutable "local source" records) once the build's
-  session lets go of them. Seen here: one such record in a whole `./lab test` run was missing
-  from the list taken just after its build. So `track()` also remembers the build's time window
-  (the engine's own clock), and `claim_late_records()` — run by cleanup and before a cold
-  measurement — makes every record *created* inside a lab build's window the lab's.
+- A record can show up in the disk-usage list only *after* its build ended. Seen here once in a
+  whole `./lab test` run: a build's Dockerfile transfer (a "local source" record, created
+  mid-build) was missing from the list taken just after the build and listed later (probably
+  hidden while the build's session still held an equal record). So `track()` also remembers
+  the build's time window in the engine's own clock, and `claim_late_records()` — run by
+  cleanup and before a cold measurement — makes every record *created* inside a lab build's
+  window the lab's.
 - `prune_lab_cache_mounts()` removes the remembered records and only those, one at a time, with
   the engine API's build-cache prune and an `id` filter. Docker 20.10 hands that filter to
   BuildKit as a regular expression (`id~=<value>`), so the ID is anchored: `^<id>$` matches that
@@ -364,22 +365,33 @@ def claim_late_records(client: Any | None = None) -> list[CacheRecord]:
     return late
 
 
-def _prune_one(dk: Any, rec_id: str) -> tuple[bool, int]:
-    """Prune one record by its anchored id; (removed?, bytes reclaimed). Refuses an engine that took more."""
-    result = dk.api.prune_builds(filters={"id": [f"^{rec_id}$"]}, all=True) or {}
-    deleted = result.get("CachesDeleted") or []
-    unexpected = [d for d in deleted if d != rec_id]
+def _prune_matching(dk: Any, ids: list[str]) -> tuple[list[str], int]:
+    """Prune these records with one anchored id filter (`^(a|b)$`); (ids removed, bytes reclaimed).
+
+    BuildKit removes a chain's children and then their parents within one call. Refuses an engine
+    that removed anything else (it would not have applied the filter as a regular expression).
+    """
+    pattern = f"^{ids[0]}$" if len(ids) == 1 else f"^({'|'.join(ids)})$"
+    result = dk.api.prune_builds(filters={"id": [pattern]}, all=True) or {}
+    deleted = list(result.get("CachesDeleted") or [])
+    unexpected = [d for d in deleted if d not in ids]
     if unexpected:  # cannot happen with an anchored filter; say so loudly if it ever does
-        raise LabError(f"pruning build-cache record {rec_id} also removed {unexpected}: "
-                       "the engine did not apply the id filter as expected")
-    return rec_id in deleted, int(result.get("SpaceReclaimed") or 0)
+        raise LabError(f"pruning build-cache record(s) {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''} "
+                       f"also removed {unexpected}: the engine did not apply the id filter as expected")
+    return deleted, int(result.get("SpaceReclaimed") or 0)
+
+
+#: Records pruned per call: one filter of this many ids (25 characters each) stays a short regex.
+PRUNE_BATCH = 64
 
 
 def prune_records(ids: list[str], client: Any | None = None) -> PruneResult:
-    """Prune exactly these build-cache records, each by its anchored id filter, children before parents.
+    """Prune exactly these build-cache records, by anchored id filters, children before parents.
 
-    A parent becomes removable only once its children are gone, so passes repeat while they remove
-    something. IDs the engine no longer has are skipped; ones it keeps (in use) are in `.kept`.
+    Batches of PRUNE_BATCH ids go in one call each (an engine that reads the filter as one exact id
+    removes nothing that way, and then each id goes alone). A parent becomes removable only once its
+    children are gone, so passes repeat while they remove something. IDs the engine no longer has
+    are skipped; ones it keeps (in use, or a parent of records not named) are in `.kept`.
     """
     dk = _client(client)
     result = PruneResult()
@@ -387,14 +399,23 @@ def prune_records(ids: list[str], client: Any | None = None) -> PruneResult:
     while left:
         present = {r.id: r for r in records(dk)}
         left &= present.keys()
+        ordered = sorted(left, key=lambda i: (-_depth(i, present), i))
+        batches = [ordered[i:i + PRUNE_BATCH] for i in range(0, len(ordered), PRUNE_BATCH)] if len(ordered) > 1 else []
+        singles = ordered if not batches else []
         progress = False
-        for rec_id in sorted(left, key=lambda i: (-_depth(i, present), i)):
-            removed, space = _prune_one(dk, rec_id)
-            if removed:
-                left.discard(rec_id)
-                result.removed.append(rec_id)
+        for group in [*batches, *([i] for i in singles)]:
+            removed, space = _prune_matching(dk, group)
+            left -= set(removed)
+            result.removed += removed
+            result.reclaimed_bytes += space
+            progress = progress or bool(removed)
+        if not progress and batches:  # nothing went in batches: try each id on its own before giving up
+            for rec_id in ordered:
+                removed, space = _prune_matching(dk, [rec_id])
+                left -= set(removed)
+                result.removed += removed
                 result.reclaimed_bytes += space
-                progress = True
+                progress = progress or bool(removed)
         if not progress:
             break
     result.kept = sorted(left)

@@ -37,15 +37,34 @@ class FakeAPI:
         self.prune_calls: list[dict[str, Any]] = []
 
     def prune_builds(self, filters: dict[str, list[str]] | None = None, **_: Any) -> dict[str, Any]:
+        """Like Docker 20.10: the id filter is a regular expression; like BuildKit: a record in use, or with
+        a child still there, stays, and a call repeats until it removes nothing more (children, then parents)."""
+        import re
+
         self.prune_calls.append(filters or {})
         (pattern,) = (filters or {})["id"]
         assert pattern.startswith("^") and pattern.endswith("$"), "the id filter must be anchored"
-        rec_id = pattern[1:-1]
-        parents = {r["Parent"] for r in self.engine.cache}
-        # like BuildKit: a record in use, or with a child still there, stays
-        gone = [r["ID"] for r in self.engine.cache if r["ID"] == rec_id and not r["InUse"] and rec_id not in parents]
-        self.engine.cache = [r for r in self.engine.cache if r["ID"] not in gone]
+        gone: list[str] = []
+        while True:
+            parents = {r["Parent"] for r in self.engine.cache}
+            now = [r["ID"] for r in self.engine.cache
+                   if re.search(pattern, r["ID"]) and not r["InUse"] and r["ID"] not in parents]
+            if not now:
+                break
+            gone += now
+            self.engine.cache = [r for r in self.engine.cache if r["ID"] not in now]
         return {"CachesDeleted": gone or None, "SpaceReclaimed": 3 * len(gone)}
+
+
+class ExactIdAPI(FakeAPI):
+    """An engine that reads the id filter as one exact id (not a regular expression)."""
+
+    def prune_builds(self, filters: dict[str, list[str]] | None = None, **kw: Any) -> dict[str, Any]:
+        (pattern,) = (filters or {})["id"]
+        if "|" in pattern:
+            self.prune_calls.append(filters or {})
+            return {"CachesDeleted": None, "SpaceReclaimed": 0}
+        return super().prune_builds(filters, **kw)
 
 
 class FakeEngine:
@@ -95,7 +114,8 @@ def test_prune_removes_only_the_labs_and_forgets_what_is_gone() -> None:
     assert [r["ID"] for r in dk.cache] == ["user1", "lab2", "userlayer"]
     assert buildcache.lab_cache_mount_ids() == {"lab2"}, "a removed or vanished record is forgotten"
     assert [r.id for r in buildcache.remaining_lab_cache_mounts(dk)] == ["lab2"]
-    assert all(call["id"][0] in ("^lab1$", "^lab2$") for call in dk.api.prune_calls), "user records never named"
+    named = {i for call in dk.api.prune_calls for i in call["id"][0].strip("^$()").split("|")}
+    assert named == {"lab1", "lab2"}, "user records are never named"
     dk.cache[1]["InUse"] = False
     assert buildcache.prune_lab_cache_mounts(dk) == 1
     assert buildcache.lab_cache_mount_ids() == set() and [r["ID"] for r in dk.cache] == ["user1", "userlayer"]
@@ -114,9 +134,19 @@ def test_cleanup_prunes_the_labs_layer_records_children_first_and_never_the_user
     assert result.removed.index("l3") < result.removed.index("l2") < result.removed.index("l1"), "children first"
     assert result.reclaimed_bytes == 12
     assert [r["ID"] for r in dk.cache] == ["base", "user-layer", "labmount"], "the user's records and mounts stay"
-    assert {p for c in dk.api.prune_calls for p in c["id"]} == {"^l1$", "^l2$", "^l3$", "^ctx$"}
+    assert [c["id"] for c in dk.api.prune_calls] == [["^(l3|l2|l1|ctx)$"]], "one anchored call, deepest first"
     assert buildcache.lab_build_record_ids() == set()
     assert buildcache.prune_lab_build_records(dk).removed == [], "nothing remembered: nothing named"
+
+
+def test_an_engine_that_reads_the_id_filter_exactly_gets_one_id_at_a_time() -> None:
+    dk = FakeEngine([_rec("user", kind="regular")])
+    dk.api = ExactIdAPI(dk)
+    with buildcache.track(client=dk):
+        dk.cache += [_rec("l1", kind="regular"), _rec("l2", kind="regular", parent="l1")]
+    result = buildcache.prune_lab_build_records(dk)
+    assert sorted(result.removed) == ["l1", "l2"] and [r["ID"] for r in dk.cache] == ["user"]
+    assert [c["id"] for c in dk.api.prune_calls][:2] == [["^(l2|l1)$"], ["^l2$"]], "the batch, then one by one"
 
 
 def test_a_lab_record_under_a_users_child_stays_remembered() -> None:
