@@ -395,29 +395,22 @@ def prune_records(ids: list[str], client: Any | None = None) -> PruneResult:
     """
     dk = _client(client)
     result = PruneResult()
-    left = set(ids)
+    left, batch = set(ids), PRUNE_BATCH
     while left:
         present = {r.id: r for r in records(dk)}
         left &= present.keys()
         ordered = sorted(left, key=lambda i: (-_depth(i, present), i))
-        batches = [ordered[i:i + PRUNE_BATCH] for i in range(0, len(ordered), PRUNE_BATCH)] if len(ordered) > 1 else []
-        singles = ordered if not batches else []
         progress = False
-        for group in [*batches, *([i] for i in singles)]:
-            removed, space = _prune_matching(dk, group)
+        for at in range(0, len(ordered), batch):
+            removed, space = _prune_matching(dk, ordered[at:at + batch])
             left -= set(removed)
             result.removed += removed
             result.reclaimed_bytes += space
             progress = progress or bool(removed)
-        if not progress and batches:  # nothing went in batches: try each id on its own before giving up
-            for rec_id in ordered:
-                removed, space = _prune_matching(dk, [rec_id])
-                left -= set(removed)
-                result.removed += removed
-                result.reclaimed_bytes += space
-                progress = progress or bool(removed)
         if not progress:
-            break
+            if batch == 1 or len(ordered) <= 1:
+                break
+            batch = 1  # nothing went in batches: the engine may read the filter as one exact id
     result.kept = sorted(left)
     return result
 
@@ -461,12 +454,6 @@ def prune_lab_build_records(client: Any | None = None) -> PruneResult:
     dk = _client(client)
     claim_late_records(dk)
     return _prune_section(dk, OTHERS)
-
-
-def remaining_lab_build_records(client: Any | None = None) -> list[CacheRecord]:
-    """The lab's other build-cache records that still exist in the engine."""
-    lab = lab_build_record_ids()
-    return [r for r in records(client) if not r.is_cache_mount and r.id in lab]
 
 
 def remaining_lab_cache_mounts(client: Any | None = None) -> list[CacheRecord]:
