@@ -25,7 +25,8 @@ _EXPORTS = {
     "cleanup": "cleanup", "secret_demo": "buildsecrets",
     "plot_layers": "plots", "plot_rebuild": "plots", "plot_compare": "plots",
     "measure_step": "measure", "measured": "measure", "latest_rows": "measure", "format_table": "measure",
-    "install_report": "installer", "claim": "article",
+    "install_report": "installer", "claim": "article", "article_figure": "article",
+    "say": "lesson", "command": "lesson", "check_prediction": "lesson",
     "ensure_measured": "summary", "summary_rows": "summary", "scratch_dependency": "summary",
     "article_table": "summary", "ratios_table": "summary", "beyond_table": "summary", "compare_widget": "summary",
     "fmt_bytes": "units", "fmt_seconds": "units",
@@ -42,7 +43,7 @@ _EXPORTS = {
     "compare_steps": "uvlock", "format_comparison": "uvlock", "plot_comparison": "uvlock",
     "use_project": "project", "example_project": "project", "Project": "project",
 }
-_RENAMED = {"load_results": "load", "uv_lock": "lock", "compare_locks": "compare"}
+_RENAMED = {"article_figure": "figure", "load_results": "load", "uv_lock": "lock", "compare_locks": "compare"}
 
 __all__ = ["BuildError", "CommandError", "EngineError", "InputError", "LabError", *_EXPORTS]
 

@@ -31,3 +31,23 @@ CLAIMS = {
 def claim(step: str) -> Claim:
     """The article's claim for a step name such as "05-multi-stage"."""
     return CLAIMS[step]
+
+
+#: Every figure the article published, as it printed them: the only numbers with units a markdown
+#: cell of the series may carry (tests/test_lesson_text.py), since they were not measured here.
+PUBLISHED = {
+    "01-naive": "1.1 GB",
+    "02-warming-up": "959 MB",
+    "05-multi-stage": "170 MB",
+    "05-ratio": "6x",
+}
+
+
+def figure(key: str) -> str:
+    """The article's figure as it printed it: "1.1 GB" for "01-naive", "6x" for "05-ratio"."""
+    try:
+        return PUBLISHED[key]
+    except KeyError:
+        from basecamp.errors import InputError
+
+        raise InputError(f"the article published no figure {key!r}; it has {', '.join(PUBLISHED)}") from None

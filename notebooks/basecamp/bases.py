@@ -674,7 +674,7 @@ def _ensure_bases(force: bool, progress: Callable[[str], None]) -> list[BaseImag
 
 
 
-# --- the distroless-like runtime base (step 10) ---------------------------------------------------
+# --- the distroless-like runtime base (step 9) ---------------------------------------------------
 
 #: What the distroless stand-in stands in for (named without its registry host, which the lab never writes).
 DISTROLESS_FOR = "distroless/python3-debian12"

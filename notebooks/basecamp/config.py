@@ -27,7 +27,7 @@ IMAGE_REPO_PREFIX = "annapurna-lab"
 #: The bases the step Dockerfiles name, as the article's readers pull them (moved to bookworm).
 FULL_BASE = "python:3.11-bookworm"
 SLIM_BASE = "python:3.11-slim-bookworm"
-#: The runtime base of step 10: a stand-in for the distroless python3-debian12 image, always built
+#: The runtime base of step 9: a stand-in for the distroless python3-debian12 image, always built
 #: here from Debian packages (its real name carries a registry host, which the lab never writes).
 DISTROLESS_BASE = "annapurna-lab/standin:distroless-python3-debian12"
 #: Labels a stand-in base carries instead of being the real thing.

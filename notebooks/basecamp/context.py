@@ -165,7 +165,7 @@ def use_dockerignore(app: Scratch, on: bool, source: Path | None = None) -> Path
     return dest
 
 
-DEMO_DOCKERFILE = config.DOCKERFILES_DIR / "extras" / "08-copy-everything.Dockerfile"
+DEMO_DOCKERFILE = config.DOCKERFILES_DIR / "extras" / "07-copy-everything.Dockerfile"
 
 
 @dataclass
@@ -210,15 +210,15 @@ def context_demo(display: str | None = "none") -> ContextDemo:
     from basecamp.scratch import scratch_copy
     from basecamp.steps import STEP_LABEL
 
-    app = scratch_copy("08-context-demo")
+    app = scratch_copy("07-context-demo")
     clutter(app)
-    tag = f"{config.IMAGE_REPO_PREFIX}/08-copy-everything:demo"
+    tag = f"{config.IMAGE_REPO_PREFIX}/07-copy-everything:demo"
     outcomes = []
     for on in (False, True):
         use_dockerignore(app, on)
-        build(DEMO_DOCKERFILE, app.path, tag, labels={STEP_LABEL: "08-copy-everything"}, display=display)
+        build(DEMO_DOCKERFILE, app.path, tag, labels={STEP_LABEL: "07-copy-everything"}, display=display)
         edit_notebook(app, f"edited {uuid.uuid4().hex[:12]}")
-        again = build(DEMO_DOCKERFILE, app.path, tag, labels={STEP_LABEL: "08-copy-everything"}, display=display)
+        again = build(DEMO_DOCKERFILE, app.path, tag, labels={STEP_LABEL: "07-copy-everything"}, display=display)
         outcomes.append(Rebuild(on, again, transferred_bytes(again)))
     return ContextDemo(outcomes[0], outcomes[1])
 
@@ -235,13 +235,13 @@ def show_dockerfile_path(path: Path) -> None:
 
 
 def record_context(sizes: dict[str, ContextSize], demo: ContextDemo) -> None:
-    """Write notebook 08's numbers to the results file (step "08-build-context"), for the summary."""
+    """Write notebook 07's numbers to the results file (step "07-build-context"), for the summary."""
     from basecamp.results import Record, record
 
     for name, s in sizes.items():
-        record(Record(step="08-build-context", scenario="context: " + name, size_bytes=s.bytes))
+        record(Record(step="07-build-context", scenario="context: " + name, size_bytes=s.bytes))
     for r in (demo.without, demo.with_ignore):
-        record(Record(step="08-build-context",
+        record(Record(step="07-build-context",
                       scenario="notebook-edit " + ("with .dockerignore" if r.dockerignore else "without .dockerignore"),
                       wall_s=round(r.build.wall_s, 3), size_bytes=r.transferred, cached_steps=r.cached,
                       ran_steps=r.ran, builder=r.build.builder, image_id=r.build.image_id))

@@ -62,7 +62,7 @@ def series_need(results_path: Path | None = None, base_sizes: dict[str, int] | N
 
     layers: dict[str, int] = {}
     for rec in results.load(path=results_path):
-        # A step's image on a known base. Not: a build context's size (08) or a forensics row, which
+        # A step's image on a known base. Not: a build context's size (07) or a forensics row, which
         # carries the whole image with no base to subtract.
         if rec.size_bytes and rec.base:
             base = rec.base.split(" ")[0]

@@ -205,7 +205,7 @@ def install_report(build: BuildResult, match: str = "poetry install") -> Install
         folded = match.casefold()
         matching = [s for s in build.steps if folded in s.name.casefold() and not s.internal]
     if not matching and match == "poetry install" and any("uv sync" in s.name for s in build.steps):
-        # step 9 installs with uv: its output has its own format
+        # step 8 installs with uv: its output has its own format
         from basecamp.uvlock import sync_report
 
         return sync_report(build)

@@ -122,7 +122,7 @@ def describe_base(tag: str) -> str:
 
 
 #: The article's steps in order, with the step each one changes. 03b is the anti-pattern beside step 3.
-PREVIOUS = {"02": "01", "03": "02", "03b": "03", "04": "03", "05": "04", "06": "05", "09": "06", "10": "06"}
+PREVIOUS = {"02": "01", "03": "02", "03b": "03", "04": "03", "05": "04", "06": "05", "08": "06", "09": "06"}
 
 
 def previous_step(step: str) -> str | None:

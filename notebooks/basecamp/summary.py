@@ -155,16 +155,16 @@ def _median(values: list[float]) -> float | None:
 
 
 def beyond_table() -> str:
-    """What notebooks 08, 11 and 12 measured that is not a step's size or build time, from the results file.
+    """What notebooks 07, 10 and 11 measured that is not a step's size or build time, from the results file.
 
-    Rows appear once the notebook ran on this machine: the build context (08), a fresh CI runner with
-    and without an imported cache (11), and the bytes each image wastes in shadowed or deleted files (12).
+    Rows appear once the notebook ran on this machine: the build context (07), a fresh CI runner with
+    and without an imported cache (10), and the bytes each image wastes in shadowed or deleted files (11).
     """
     from basecamp.forensics import latest_forensics
     from basecamp.results import load
 
     body: list[list[str]] = []
-    context = {r.scenario: r for r in load("08-build-context")}
+    context = {r.scenario: r for r in load("07-build-context")}
     root, ignored = context.get("context: repo root"), context.get("context: repo root + .dockerignore")
     if root and ignored:
         body.append(["08 build context", "repo root vs with .dockerignore",
@@ -175,7 +175,7 @@ def beyond_table() -> str:
     if without and with_:
         body.append(["08 build context", "steps re-run after a notebook edit: without vs with",
                      f"{without.ran_steps} vs {with_.ran_steps}", "—"])
-    batch = _latest_batch("11-ci-cache", "ci-plain")
+    batch = _latest_batch("10-ci-cache", "ci-plain")
     plain = _median([r.wall_s for r in batch if r.scenario == "ci-plain" and r.wall_s is not None])
     imported = _median([r.wall_s for r in batch if r.scenario == "ci-import" and r.wall_s is not None])
     if plain and imported:
@@ -190,5 +190,5 @@ def beyond_table() -> str:
         body.append([f"12 forensics {f['step']}", "bytes wasted (shadowed or deleted later) · efficiency",
                      f"{fmt_bytes(f['wasted_bytes'])} · {f['efficiency']:.2%}", "—"])
     if not body:
-        return "nothing measured yet beyond the steps: run notebooks 08, 11 and 12"
+        return "nothing measured yet beyond the steps: run notebooks 07, 10 and 11"
     return text_table(["notebook", "what", "measured here", "ratio"], body)

@@ -1,6 +1,6 @@
 """uv in the lab: its lock file, derived from Poetry's, and what `uv sync` did in a build.
 
-Step 9 installs the app's dependencies with uv, from a uv.lock. The lab does not keep a second
+Step 8 installs the app's dependencies with uv, from a uv.lock. The lab does not keep a second
 lock in the checkout (uv.lock records the index URL of every package, and the checkout never names
 an index): it derives one in each scratch copy that a uv step builds, from the copy's own
 pyproject.toml ([project] dependencies, the ones Poetry locks), with every version constrained to
@@ -247,7 +247,7 @@ def install_step_seconds(build: BuildResult) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Step 6 (Poetry) and step 9 (uv) side by side
+# Step 6 (Poetry) and step 8 (uv) side by side
 
 
 @dataclass
@@ -302,7 +302,7 @@ def compare_steps(a: StepMeasurement, b: StepMeasurement) -> list[ComparisonRow]
     return rows
 
 
-def format_comparison(rows: list[ComparisonRow], a: str = "step 6", b: str = "step 9") -> str:
+def format_comparison(rows: list[ComparisonRow], a: str = "step 6", b: str = "step 8") -> str:
     """A plain-text table of compare_steps() rows: medians, (min–max), and the ratio b / a."""
     def cell(value: float | None, spread: str) -> str:
         text = "?" if value is None else f"{value:.1f}"
@@ -316,7 +316,7 @@ def format_comparison(rows: list[ComparisonRow], a: str = "step 6", b: str = "st
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in body)
 
 
-def plot_comparison(rows: list[ComparisonRow], a: str = "step 6 (Poetry)", b: str = "step 9 (uv)") -> Any:
+def plot_comparison(rows: list[ComparisonRow], a: str = "step 6 (Poetry)", b: str = "step 8 (uv)") -> Any:
     """Grouped bars of the time rows (seconds) of compare_steps(): a beside b."""
     import plotly.graph_objects as go
 
@@ -324,6 +324,6 @@ def plot_comparison(rows: list[ComparisonRow], a: str = "step 6 (Poetry)", b: st
     fig = go.Figure()
     fig.add_bar(name=a, x=[r.what for r in timed], y=[r.a for r in timed])
     fig.add_bar(name=b, x=[r.what for r in timed], y=[r.b for r in timed])
-    fig.update_layout(barmode="group", title="Poetry (step 6) vs uv (step 9): medians of this run",
+    fig.update_layout(barmode="group", title="Poetry (step 6) vs uv (step 8): medians of this run",
                       yaxis_title="seconds")
     return fig

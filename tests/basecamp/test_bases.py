@@ -268,7 +268,7 @@ def test_a_standin_gets_only_the_index_url_never_the_hosts_pip_configuration(
     assert "private.example" not in bases.full_dockerfile("sha256:abc")
 
 
-# --- the distroless stand-in (step 10's runtime base) -----------------------------------------------
+# --- the distroless stand-in (step 9's runtime base) -----------------------------------------------
 
 
 def test_distroless_recipe_unpacks_packages_and_keeps_only_them() -> None:

@@ -42,13 +42,13 @@ def test_need_grows_with_what_was_measured_here(tmp_path: Path, monkeypatch: pyt
 
 
 def test_rows_that_are_not_a_step_image_on_its_base_do_not_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A build context's size (08) and a forensics row (whole image, no base) once doubled the estimate."""
+    """A build context's size (07) and a forensics row (whole image, no base) once doubled the estimate."""
     monkeypatch.delenv(disk.NEED_ENV, raising=False)
     path = tmp_path / "results.jsonl"
     slim = "python:3.11-slim-bookworm"
     record(Record(step="05-multi-stage", scenario="cold", size_bytes=3 * 10**9, base=f"{slim} (stand-in)"), path)
     record(Record(step="05-multi-stage", scenario="forensics", size_bytes=3 * 10**9, image_id="sha256:1"), path)
-    record(Record(step="08-build-context", scenario="context: repo root", size_bytes=9 * 10**9), path)
+    record(Record(step="07-build-context", scenario="context: repo root", size_bytes=9 * 10**9), path)
     need = disk.series_need(path, {slim: 10**9})
     assert need.bytes == 3 * 2 * 10**9 + disk.BUILD_CACHE_MARGIN_BYTES and "1 step(s)" in need.basis
 

@@ -53,7 +53,7 @@ def test_ignores_need_a_comment_above_that_names_each_rule() -> None:
 def test_final_means_step_five_and_later() -> None:
     assert lint.is_final(config.DOCKERFILES_DIR / "05-multi-stage.Dockerfile")
     assert not lint.is_final(config.DOCKERFILES_DIR / "03b-cache-deleted-later.Dockerfile")
-    assert not lint.is_final(config.DOCKERFILES_DIR / "extras" / "10-x.Dockerfile")
+    assert not lint.is_final(config.DOCKERFILES_DIR / "extras" / "09-x.Dockerfile")
 
 
 def test_every_dockerfile_is_linted() -> None:

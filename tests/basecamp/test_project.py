@@ -143,7 +143,7 @@ def test_adapting_keeps_the_dev_flag_and_copies_every_package(example: Project) 
     from dataclasses import replace
 
     two = replace(example, packages=("a", "b"), has_dev_group=True, readme="README.rst")
-    text = two.adapt("# Step 9\n# why\nCOPY annapurna ./annapurna\n# why\nRUN touch README.md && "
+    text = two.adapt("# Step 8\n# why\nCOPY annapurna ./annapurna\n# why\nRUN touch README.md && "
                      "poetry install --without dev\n# why\nENTRYPOINT [\"python\", \"-m\", \"annapurna.main\"]\n"
                      "# why\nRUN --mount=type=cache,id=annapurna-lab-poetry,target=/x true\n")
     lines = text.splitlines()
@@ -155,7 +155,7 @@ def test_adapting_keeps_the_dev_flag_and_copies_every_package(example: Project) 
 
 def test_a_step_naming_the_app_otherwise_is_refused(example: Project) -> None:
     with pytest.raises(InputError, match=r"x.Dockerfile:3: `RUN python -m annapurna.cli` .*hello-svc"):
-        example.adapt("# Step 9\n# why\nRUN python -m annapurna.cli\n", "x.Dockerfile")
+        example.adapt("# Step 8\n# why\nRUN python -m annapurna.cli\n", "x.Dockerfile")
 
 
 # --- scratch copies, tags and results, kept apart ---------------------------------------------------

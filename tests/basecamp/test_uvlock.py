@@ -84,7 +84,7 @@ def test_only_a_copy_of_uv_lock_from_the_context_needs_one() -> None:
     assert uvlock.needs_uv_lock("COPY pyproject.toml uv.lock ./\n")
     assert not uvlock.needs_uv_lock("COPY --from=builder /app/uv.lock ./\n")
     assert not uvlock.needs_uv_lock("COPY pyproject.toml poetry.lock ./\n")
-    assert uvlock.needs_uv_lock((config.DOCKERFILES_DIR / "09-uv.Dockerfile").read_text())
+    assert uvlock.needs_uv_lock((config.DOCKERFILES_DIR / "08-uv.Dockerfile").read_text())
     assert not uvlock.needs_uv_lock((config.DOCKERFILES_DIR / "06-cache-mounts.Dockerfile").read_text())
 
 
@@ -132,7 +132,7 @@ def test_the_uv_pin_is_the_lab_groups_uv() -> None:
 
     lock = tomllib.loads((config.REPO_ROOT / "poetry.lock").read_text())
     locked = next(p["version"] for p in lock["package"] if p["name"] == "uv")
-    pins = re.findall(r"uv==([0-9][^\s\"']*)", (config.DOCKERFILES_DIR / "09-uv.Dockerfile").read_text())
+    pins = re.findall(r"uv==([0-9][^\s\"']*)", (config.DOCKERFILES_DIR / "08-uv.Dockerfile").read_text())
     assert pins == [locked]
 
 

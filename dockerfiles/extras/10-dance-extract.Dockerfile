@@ -1,4 +1,4 @@
-# Extra 11 (not a step) — the cache dance, part 1: copy a cache mount's contents out of BuildKit.
+# Extra 10 (not a step) — the cache dance, part 1: copy a cache mount's contents out of BuildKit.
 #
 # reproducible-containers/buildkit-cache-dance does this in CI: a throwaway build mounts the same
 # cache id and tars it into the build's output, which `-o type=local,dest=<dir>` writes to a host
@@ -10,7 +10,7 @@ FROM python:3.11-slim-bookworm AS dance
 # A new value per extraction, so the RUN below never comes from the layer cache.
 ARG DANCE_ID
 
-# Mount the cache step 11's install uses and pack it into /out.
+# Mount the cache step 10's install uses and pack it into /out.
 RUN --mount=type=cache,id=annapurna-lab-ci-poetry,target=/cache mkdir /out && tar -C /cache -cf /out/poetry-cache.tar .
 
 # An output with nothing but the tarball: `-o type=local` writes exactly this to the host.

@@ -1,10 +1,10 @@
-# Extra 11 (not a step) — step 6 as a fresh CI runner sees it: no layer cache, no cache mount.
+# Extra 10 (not a step) — step 6 as a fresh CI runner sees it: no layer cache, no cache mount.
 #
 # Step 6 with two changes, both for measuring on one engine: an `ARG CI_RUNNER` in each stage
 # (BuildKit passes a stage's build args to its RUN steps, so a value this engine has never seen
 # makes every layer key new: the engine plays a fresh runner without pruning anyone's cache), and
-# its own cache-mount id (annapurna-lab-ci-poetry) so notebook 11 can empty, export and import the
-# mount without touching step 6's. Notebook 11 builds it with BUILDKIT_INLINE_CACHE=1 and
+# its own cache-mount id (annapurna-lab-ci-poetry) so notebook 10 can empty, export and import the
+# mount without touching step 6's. Notebook 10 builds it with BUILDKIT_INLINE_CACHE=1 and
 # `--cache-from`, saves the image as a tarball (the cache travels as a file) and moves the mount's
 # contents in and out the way reproducible-containers/buildkit-cache-dance does.
 

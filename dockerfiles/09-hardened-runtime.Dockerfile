@@ -1,4 +1,4 @@
-# Step 10 — a hardened runtime: distroless-like base, non-root user, bytecode compiled, no installers.
+# Step 9 — a hardened runtime: distroless-like base, non-root user, bytecode compiled, no installers.
 #
 # Changes over step 6 (the builder is step 6's, with two more settings):
 #   - the venv is created without pip (Poetry's `virtualenvs.options.no-pip`), and Poetry compiles

@@ -1,4 +1,4 @@
-# Step 9 — uv instead of Poetry: the same app, the same lock pins, installed by uv.
+# Step 8 — uv instead of Poetry: the same app, the same lock pins, installed by uv.
 #
 # Changes over step 6 (beyond the article: what the field adopted since):
 #   - the builder installs uv (pinned) instead of Poetry, and copies pyproject.toml + uv.lock;

@@ -1,9 +1,9 @@
-# Extra 08 (not a step) — `COPY . .` before the install: what the context does to the cache.
+# Extra 07 (not a step) — `COPY . .` before the install: what the context does to the cache.
 #
 # Step 6's builder with one change: the whole context is copied before `poetry install` instead
 # of only pyproject.toml and poetry.lock. Any file of the context now decides whether the install
 # layer is still valid: edit a notebook, a test or the README and the install runs again, unless a
-# .dockerignore keeps that file out of the context. Notebook 08 builds it on a scratch copy.
+# .dockerignore keeps that file out of the context. Notebook 07 builds it on a scratch copy.
 
 # The same builder base as step 6, so its cached `pip install poetry` layer is reused here.
 FROM python:3.11-bookworm AS builder
