@@ -75,17 +75,35 @@ def article_table(rows: list[dict[str, Any]]) -> str:
 
 
 def compare_widget(rows: list[dict[str, Any]]) -> Any:
-    """Pick a metric and the steps to compare; the chart redraws. Without widgets: the chart alone."""
-    from basecamp.plots import METRICS, plot_compare
+    """Pick a metric and the steps to compare; the chart redraws. Without widgets: the chart alone.
+
+    The widget's output also carries the first chart as a static PNG (`basecamp.plots.static_png`),
+    which a plain notebook viewer shows where it cannot run widgets; JupyterLab shows the widget.
+    """
+    import plotly.io as pio
+
+    from basecamp.plots import METRICS, plot_compare, static_png
 
     try:
         import ipywidgets as widgets
         from IPython import get_ipython
-        from IPython.display import display
     except ImportError:
         return plot_compare(rows)
     if get_ipython() is None:
         return plot_compare(rows)
+
+    class ChartBox(widgets.VBox):
+        """The controls and the chart; its output bundle adds the first chart's static image."""
+
+        def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+            bundle = super()._repr_mimebundle_(**kwargs)
+            png = static_png(plot_compare(rows))
+            if png and isinstance(bundle, dict):
+                import base64
+
+                bundle["image/png"] = base64.b64encode(png).decode("ascii")
+            return bundle
+
     steps = [r["step"] for r in rows]
     metric = widgets.Dropdown(options=list(METRICS), value="size", description="metric")
     chosen = widgets.SelectMultiple(options=steps, value=tuple(steps), description="steps", rows=len(steps))
@@ -95,15 +113,15 @@ def compare_widget(rows: list[dict[str, Any]]) -> Any:
         picked = [r for r in rows if r["step"] in chosen.value]
         out.clear_output(wait=True)
         with out:
-            if picked:
-                display(plot_compare(picked, metric.value))
+            if picked:  # interactive only: a static image per redraw would start a browser each time
+                pio.show(plot_compare(picked, metric.value), renderer="plotly_mimetype")
             else:
                 print("pick at least one step")
 
     metric.observe(redraw, names="value")
     chosen.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([widgets.HBox([metric, chosen]), out])
+    return ChartBox([widgets.HBox([metric, chosen]), out])
 
 
 def text_table(head: list[str], body: list[list[str]]) -> str:
