@@ -72,8 +72,8 @@ class StaticImageRenderer(MimetypeRenderer):
 
 pio.renderers["annapurna_static"] = StaticImageRenderer()
 # JupyterLab (and VS Code) render the plotly MIME type with the plotly.js they bundle: charts work
-# offline and a stored notebook does not carry a copy of plotly.js per chart. JupyterLab prefers it
-# to the PNG, so the chart stays interactive there.
+# offline and a stored notebook does not carry a copy of plotly.js per chart. JupyterLab's plotly
+# renderer takes the whole output: it shows the stored PNG until the pointer enters, then the live chart.
 if "PLOTLY_RENDERER" not in os.environ:
     pio.renderers.default = RENDERER
 
