@@ -8,10 +8,7 @@
 #     what the target does not need).
 #   - not in the article: the runtime runs as an unprivileged user (uid 10001), not as root.
 # Modernised from the article: python:3.11-bookworm / python:3.11-slim-bookworm, Poetry 2.5.1,
-# `--no-root` mandatory in Poetry 2 (the code is never copied into the builder). The builder's
-# install is `-vvv`: Poetry prints no per-download line without a terminal, and at -vvv its HTTP
-# client logs every archive it fetches; step 6 uses the very same flag so the notebooks can count
-# downloads in both and compare them fairly.
+# `--no-root` mandatory in Poetry 2 (the code is never copied into the builder).
 
 # The builder: the full image has the compilers a dependency without a wheel would need.
 FROM python:3.11-bookworm AS builder
@@ -35,7 +32,8 @@ COPY pyproject.toml poetry.lock ./
 # An empty README, kept from step 4 as the article does: `--no-root` alone would not need it.
 RUN touch README.md
 
-# Dependencies only into /app/.venv, cache deleted in the same RUN; -vvv logs each download.
+# Dependencies only into /app/.venv, cache deleted in the same RUN.
+# -vvv: the lab counts downloads in Poetry's verbose log (steps 5, 6 and 9); your builds don't need it.
 RUN poetry install --without dev --no-root -vvv && rm -rf $POETRY_CACHE_DIR
 
 # The runtime: the slim image has Python and little else.

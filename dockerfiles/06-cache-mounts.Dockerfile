@@ -8,14 +8,11 @@
 # starts empty (moby/buildkit#1512). So does `docker build --no-cache`: measured on Docker 20.10,
 # such a build gets an empty mount (and its contents replace the kept ones afterwards).
 # Modernised from the article: bookworm bases, Poetry 2.5.1, `--no-root` mandatory in Poetry 2,
-# `-vvv` exactly as in step 5 (so the notebooks can count downloads in both), and the mount's
-# target is written out as /tmp/poetry_cache instead of the article's `$POETRY_CACHE_DIR`: the
-# builder in Docker 20.10 does not expand variables in `--mount` options, so that line mounts the
-# cache at a folder literally named `/$POETRY_CACHE_DIR` (while the progress output shows the
-# expanded path), Poetry's real cache dir is a plain folder of the builder's layer, and every
-# build downloads everything again. Keep the two paths equal by hand. The mount also gets its own
-# `id` (the article lets it default to the target path): a `--no-cache` build discards every cache
-# mount with its id (moby/buildkit#1092), and the lab's cold builds must never discard yours.
+# and the mount's target is written out as /tmp/poetry_cache instead of the article's
+# `$POETRY_CACHE_DIR`: the builder in Docker 20.10 does not expand variables in `--mount` options,
+# so that line mounts the cache at a folder literally named `/$POETRY_CACHE_DIR` (while the
+# progress output shows the expanded path), Poetry's real cache dir is a plain folder of the
+# builder's layer, and every build downloads everything again. Keep the two paths equal by hand.
 
 # The builder: the full image has the compilers a dependency without a wheel would need.
 FROM python:3.11-bookworm AS builder
@@ -40,6 +37,7 @@ COPY pyproject.toml poetry.lock ./
 RUN touch README.md
 
 # Dependencies only into /app/.venv; the cache mount (literal path = POETRY_CACHE_DIR) survives builds.
+# id=: the lab names its cache (default: the target path) so its --no-cache builds never empty yours.
 RUN --mount=type=cache,id=annapurna-lab-poetry,target=/tmp/poetry_cache poetry install --without dev --no-root -vvv
 
 # The runtime: the slim image has Python and little else.

@@ -30,7 +30,8 @@ ENV UV_LINK_MODE=copy \
     UV_CACHE_DIR=/root/.cache/uv \
     UV_NO_PROGRESS=1
 
-# uv does not read pip's settings: use the index the base gives pip (unset: uv's default index).
+# Lab plumbing: the lab's stand-in bases hand pip the host's package index in PIP_INDEX_URL, which uv
+# does not read; on an official base it is unset, so this is empty and uv uses its default index.
 ENV UV_DEFAULT_INDEX=${PIP_INDEX_URL}
 
 # Everything below happens in /app instead of the image's root folder.
@@ -40,6 +41,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 
 # Dependencies only into /app/.venv; the cache mount (literal path = uv's cache dir) survives builds.
+# -v: the lab counts downloads in uv's log, as -vvv does for Poetry; your builds don't need it.
 RUN --mount=type=cache,id=annapurna-lab-uv,target=/root/.cache/uv uv sync --locked --no-install-project --no-dev -v
 
 # The runtime: the slim image has Python and little else.

@@ -36,7 +36,7 @@ COPY pyproject.toml poetry.lock ./
 RUN touch README.md
 
 # Dependencies only, compiled to .pyc as they install; the cache mount (literal path) has its own id.
-RUN --mount=type=cache,id=annapurna-lab-poetry-step10,target=/tmp/poetry_cache poetry install --without dev --no-root --compile -vvv
+RUN --mount=type=cache,id=annapurna-lab-poetry-hardened,target=/tmp/poetry_cache poetry install --without dev --no-root --compile -vvv
 
 # The code, last (it changes most often), next to the venv.
 COPY annapurna ./annapurna

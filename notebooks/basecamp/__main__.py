@@ -65,8 +65,6 @@ def bench(steps: str | None, repeats: int | None, out: str | None, scenarios: st
     report = measure.bench(chosen, repeats=repeats, scenarios=wanted, out=Path(out) if out else None)
     print()
     print(report.table)
-    print()
-    print("times: median (min–max) in seconds; cached/ran and downloads: cold · code-change · dependency-change")
     for name, why in report.failures.items():
         print(f"FAILED {name}: {why}")
     print(f"wrote {report.csv_path} and {report.json_path}")

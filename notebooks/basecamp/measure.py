@@ -767,42 +767,75 @@ def latest_rows(steps: Iterable[str] | None = None, path: Path | None = None,
 # Tables and files
 
 
-TABLE_COLUMNS = ("step", "size", "gzipped", "cold", "code-change", "dependency-change", "cached/ran", "downloads")
-
-
-def _triple(row: dict[str, Any], suffix: str) -> str:
-    parts = []
-    for scenario in SCENARIOS:
-        k = _key(scenario)
-        if row.get(f"{k}_runs"):
-            if suffix == "cached/ran":
-                parts.append(f"{row[f'{k}_cached']}/{row[f'{k}_ran']}")
-            else:
-                parts.append(str(row[f"{k}_downloads"]) or "?")
-        else:
-            parts.append("-")
-    return " · ".join(parts)
+#: How each scenario is named in the tables' headers.
+SCENARIO_TITLES = {"cold": "cold build", "code-change": "code change", "dependency-change": "dependency change"}
+#: The first table: sizes and the median build time of each scenario.
+TABLE_COLUMNS = ("step", "size", "gzipped", *(SCENARIO_TITLES[s] for s in SCENARIOS))
+#: The second table's columns under each scenario's title.
+DETAIL_COLUMNS = ("cached", "ran", "downloads")
+#: Printed under the tables: what every column means.
+TABLE_LEGEND = (
+    "size: the image uncompressed (as `docker images` shows it); gzipped: `docker save | gzip` of it.\n"
+    "times: median of the runs (fastest–slowest); -: scenario not measured.\n"
+    "cached / ran: Dockerfile steps BuildKit took from its cache / ran again (a range over the runs).\n"
+    "downloads: packages the install fetched, counted in the installer's verbose log (?: this step's log does not say)."
+)
 
 
 def table_cells(row: dict[str, Any]) -> list[str]:
-    """The cells of TABLE_COLUMNS for one row. cached/ran and downloads: cold · code · dependency."""
+    """The cells of TABLE_COLUMNS for one row: step, sizes, each scenario's time."""
     return [
         str(row["step"]), str(row.get("size", "")), str(row.get("gzipped", "")),
         *(str(row.get(_key(s)) or "-") for s in SCENARIOS),
-        _triple(row, "cached/ran"), _triple(row, "downloads"),
     ]
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of rows (`StepMeasurement.row()`), columns aligned."""
-    body = [list(TABLE_COLUMNS)] + [table_cells(r) for r in rows]
-    widths = [max(len(line[i]) for line in body) for i in range(len(TABLE_COLUMNS))]
+def detail_cells(row: dict[str, Any]) -> list[str]:
+    """The step, then per scenario: steps cached, steps ran, packages downloaded ("-": not measured)."""
+    cells = [str(row["step"])]
+    for scenario in SCENARIOS:
+        k = _key(scenario)
+        if row.get(f"{k}_runs"):
+            cells += [str(row[f"{k}_cached"]), str(row[f"{k}_ran"]), str(row[f"{k}_downloads"]) or "?"]
+        else:
+            cells += ["-", "-", "-"]
+    return cells
+
+
+def _aligned(head: Sequence[str], body: Sequence[Sequence[str]], groups: Sequence[tuple[str, int]] = ()) -> list[str]:
+    """Lines of a text table: optional group titles over runs of columns, the header, a rule, the rows.
+
+    `groups`: (title, number of columns) from the left; "" leaves columns without a title.
+    """
+    widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
+    if groups:  # a title wider than its columns widens the group's last column
+        at = 0
+        for title, span in groups:
+            room = sum(widths[at:at + span]) + 2 * (span - 1)
+            widths[at + span - 1] += max(0, len(title) - room)
+            at += span
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     out = []
-    for n, line in enumerate(body):
-        out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    if groups:
+        titles, at = [], 0
+        for title, span in groups:
+            titles.append(title.ljust(sum(widths[at:at + span]) + 2 * (span - 1)))
+            at += span
+        out.append("  ".join(titles).rstrip())
+    return [*out, line(head), line(["-" * w for w in widths]), *(line(b) for b in body)]
+
+
+def format_table(rows: list[dict[str, Any]], legend: bool = True) -> str:
+    """Two plain-text tables of rows (`StepMeasurement.row()`): sizes and times, then per scenario the
+    Dockerfile steps cached and ran and the packages downloaded; a legend under them says what each column means."""
+    first = _aligned(TABLE_COLUMNS, [table_cells(r) for r in rows])
+    head = ["step", *(DETAIL_COLUMNS * len(SCENARIOS))]
+    groups = [("", 1), *((SCENARIO_TITLES[s], len(DETAIL_COLUMNS)) for s in SCENARIOS)]
+    second = _aligned(head, [detail_cells(r) for r in rows], groups)
+    return "\n".join([*first, "", *second, *(["", TABLE_LEGEND] if legend else [])])
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:

@@ -1,22 +1,81 @@
-"""Interactive plotly charts for the notebooks: hover for details, click the legend to hide parts."""
+"""Interactive plotly charts for the notebooks: hover for details, click the legend to hide parts.
+
+Every chart a notebook shows carries two representations in one output: plotly's JSON, which
+JupyterLab (and VS Code) draw interactively with the plotly.js they bundle, and a static PNG that
+kaleido renders with a Chrome/Chromium already on the machine, which a code-hosting site or a plain
+notebook viewer shows instead. Without a usable browser the PNG is left out and nothing else changes.
+"""
 
 from __future__ import annotations
 
+import base64
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.io._base_renderers import MimetypeRenderer
 
 from basecamp.build import BuildResult
 from basecamp.errors import InputError
 from basecamp.images import ImageInfo
 
-# JupyterLab (and VS Code) render this MIME type with the plotly.js they bundle: charts work
-# offline and a stored notebook does not carry a copy of plotly.js per chart.
+log = logging.getLogger(__name__)
+
+#: The renderer the notebooks use: interactive JSON plus the static image beside it.
+RENDERER = "plotly_mimetype+annapurna_static"
+#: Set to 0 to store charts without their static image (no browser is started then).
+STATIC_ENV = "ANNAPURNA_STATIC_CHARTS"
+STATIC_WIDTH = 800
+STATIC_TIMEOUT_S = 60.0
+#: Why the last static export failed (None: it worked, or none was tried); later charts skip the export.
+static_problem: str | None = None
+
+
+def static_png(fig: go.Figure | dict[str, Any], width: int = STATIC_WIDTH) -> bytes | None:
+    """The chart as PNG bytes, or None when no browser can draw it (the reason stays in `static_problem`).
+
+    Calls kaleido directly rather than `plotly.io.to_image`: that one always adds MathJax from a CDN
+    to the page the browser renders, and the lab never reaches outside this machine (no chart uses
+    LaTeX). plotly.js comes from the installed plotly package.
+    """
+    global static_problem
+    if os.environ.get(STATIC_ENV, "1") == "0" or static_problem is not None:
+        return None
+    fig_dict = fig.to_plotly_json() if isinstance(fig, go.Figure) else fig
+    layout = fig_dict.get("layout", {})
+    try:
+        import kaleido
+
+        png = kaleido.calc_fig_sync(
+            fig_dict,
+            opts={"format": "png", "width": layout.get("width") or width, "height": layout.get("height") or 500,
+                  "scale": 1},
+            kopts={"mathjax": False, "timeout": STATIC_TIMEOUT_S},
+        )
+    except Exception as exc:  # no kaleido, no browser, a browser that does not start: keep the chart interactive-only
+        static_problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        log.info("charts are stored without a static image: %s", static_problem)
+        return None
+    return png if isinstance(png, bytes) and png.startswith(b"\x89PNG") else None
+
+
+class StaticImageRenderer(MimetypeRenderer):
+    """A plotly renderer that adds `image/png` to the output bundle, or nothing when it cannot."""
+
+    def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, str]:
+        png = static_png(fig_dict)
+        return {"image/png": base64.b64encode(png).decode("ascii")} if png else {}
+
+
+pio.renderers["annapurna_static"] = StaticImageRenderer()
+# JupyterLab (and VS Code) render the plotly MIME type with the plotly.js they bundle: charts work
+# offline and a stored notebook does not carry a copy of plotly.js per chart. JupyterLab's plotly
+# renderer takes the whole output: it shows the stored PNG until the pointer enters, then the live chart.
 if "PLOTLY_RENDERER" not in os.environ:
-    pio.renderers.default = "plotly_mimetype"
+    pio.renderers.default = RENDERER
 
 MB = 1e6
 BASE_COLOR = "#9aa5b1"

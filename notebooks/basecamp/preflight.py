@@ -22,4 +22,14 @@ def preflight() -> None:
             f"No Docker engine answers at {docker_host()}.\n"
             f"Fix: run `./lab prepare` in the repository (it starts the engine on Debian as root), or: {HOW_TO_START}"
         ) from None
+    _charts()
     print(READY)
+
+
+def _charts() -> None:
+    """Set the notebooks' plotly renderer (interactive chart plus a stored static image) for every chart,
+    those a notebook draws with plotly directly included."""
+    try:
+        import basecamp.plots  # noqa: F401  (registers and selects the renderer on import)
+    except ImportError:  # plotly missing: the notebooks' own cells say so when they draw
+        pass

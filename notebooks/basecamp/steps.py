@@ -131,18 +131,90 @@ def previous_step(step: str) -> str | None:
     return PREVIOUS.get(key)
 
 
-def show_diff(step: str) -> None:
-    """Display what a step's Dockerfile changes over the previous step's, as a unified diff."""
+def instructions(text: str) -> tuple[list[str], list[str]]:
+    """A Dockerfile split into its instructions (continuation lines kept with theirs, as written)
+    and its comment lines; blank lines belong to neither."""
+    found: list[str] = []
+    comments: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            comments.append(stripped)  # Docker drops comment lines, inside a continued instruction too
+            continue
+        if not stripped and not current:
+            continue
+        current.append(line.rstrip())
+        if not stripped.endswith("\\"):
+            found.append("\n".join(current))
+            current = []
+    if current:
+        found.append("\n".join(current))
+    return found, comments
+
+
+def instruction_diff(old_text: str, new_text: str, old_name: str = "a", new_name: str = "b", context: int = 1,
+                     whole: str = "the file itself") -> str:
+    """What the new Dockerfile changes in the instructions, as a diff; comments are folded into one line.
+
+    A changed instruction shows whole (all its continuation lines), `-` old and `+` new, with `context`
+    unchanged instructions around it (inside a run of changed instructions, unchanged lines show as
+    context); `⋮` stands for the unchanged ones left out. The last line says how many comment lines
+    changed, when any did, and where to read them (`whole`).
+    """
     import difflib
 
+    old, old_comments = instructions(old_text)
+    new, new_comments = instructions(new_text)
+    out = [f"--- {old_name}", f"+++ {new_name}"]
+
+    def emit(mark: str, units: list[str]) -> None:
+        for unit in units:
+            out.extend(f"{mark}{line}" for line in unit.splitlines())
+
+    groups = list(difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_grouped_opcodes(context))
+    for i, group in enumerate(groups):
+        if i > 0 or group[0][1] > 0:
+            out.append(" ⋮")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                emit(" ", old[i1:i2])
+            elif tag == "replace":  # line by line inside: one changed line of a long ENV shows alone
+                a = [line for unit in old[i1:i2] for line in unit.splitlines()]
+                b = [line for unit in new[j1:j2] for line in unit.splitlines()]
+                for op, a1, a2, b1, b2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+                    if op == "equal":
+                        out.extend(f" {line}" for line in a[a1:a2])
+                    else:
+                        out.extend(f"-{line}" for line in a[a1:a2])
+                        out.extend(f"+{line}" for line in b[b1:b2])
+            else:
+                emit("-", old[i1:i2])
+                emit("+", new[j1:j2])
+    if groups and groups[-1][-1][2] < len(old):
+        out.append(" ⋮")
+    if not groups:
+        out.append(" (the instructions are the same)")
+    removed = added = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old_comments, b=new_comments, autojunk=False).get_opcodes():
+        if tag != "equal":
+            removed += i2 - i1
+            added += j2 - j1
+    if removed or added:
+        out.append(f"# {removed} comment line{'s' * (removed != 1)} removed and {added} added, folded away here "
+                   f"(every comment: {whole})")
+    return "\n".join(out) + "\n"
+
+
+def show_diff(step: str) -> None:
+    """Display the instructions a step's Dockerfile changes over the previous step's; comment changes
+    are folded into one line (`show_dockerfile` shows the file with every comment)."""
     prev = previous_step(step)
     if prev is None:
         raise InputError(f"step {step!r} is the first: it has no previous step to compare with")
     old, new = dockerfile(prev), dockerfile(step)
-    diff = "".join(difflib.unified_diff(
-        old.read_text().splitlines(keepends=True), new.read_text().splitlines(keepends=True),
-        fromfile=old.name, tofile=new.name, n=1,
-    ))
+    diff = instruction_diff(old.read_text(), new.read_text(), old.name, new.name,
+                            whole=f'bc.show_dockerfile("{step}")')
     try:
         from IPython.display import Code, display
 

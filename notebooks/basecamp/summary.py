@@ -68,24 +68,49 @@ def article_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
     return head, body
 
 
+#: Under `article_table`: what its columns mean.
+ARTICLE_LEGEND = (
+    "size: the image uncompressed; article: the size the article published for its step (—: none);\n"
+    "gzipped: `docker save | gzip`; times: median of the runs (fastest–slowest), —: not measured."
+)
+
+
 def article_table(rows: list[dict[str, Any]]) -> str:
     """A text table: our sizes and times (median, min–max) with the article's published size beside."""
     head, body = article_cells(rows)
-    return text_table(head, body)
+    return text_table(head, body) + "\n\n" + ARTICLE_LEGEND
 
 
 def compare_widget(rows: list[dict[str, Any]]) -> Any:
-    """Pick a metric and the steps to compare; the chart redraws. Without widgets: the chart alone."""
-    from basecamp.plots import METRICS, plot_compare
+    """Pick a metric and the steps to compare; the chart redraws. Without widgets: the chart alone.
+
+    The widget's output also carries the first chart as a static PNG (`basecamp.plots.static_png`),
+    which a plain notebook viewer shows where it cannot run widgets; JupyterLab shows the widget.
+    """
+    import plotly.io as pio
+
+    from basecamp.plots import METRICS, plot_compare, static_png
 
     try:
         import ipywidgets as widgets
         from IPython import get_ipython
-        from IPython.display import display
     except ImportError:
         return plot_compare(rows)
     if get_ipython() is None:
         return plot_compare(rows)
+
+    class ChartBox(widgets.VBox):
+        """The controls and the chart; its output bundle adds the first chart's static image."""
+
+        def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+            bundle = super()._repr_mimebundle_(**kwargs)
+            png = static_png(plot_compare(rows))
+            if png and isinstance(bundle, dict):
+                import base64
+
+                bundle["image/png"] = base64.b64encode(png).decode("ascii")
+            return bundle
+
     steps = [r["step"] for r in rows]
     metric = widgets.Dropdown(options=list(METRICS), value="size", description="metric")
     chosen = widgets.SelectMultiple(options=steps, value=tuple(steps), description="steps", rows=len(steps))
@@ -95,25 +120,23 @@ def compare_widget(rows: list[dict[str, Any]]) -> Any:
         picked = [r for r in rows if r["step"] in chosen.value]
         out.clear_output(wait=True)
         with out:
-            if picked:
-                display(plot_compare(picked, metric.value))
+            if picked:  # interactive only: a static image per redraw would start a browser each time
+                pio.show(plot_compare(picked, metric.value), renderer="plotly_mimetype")
             else:
                 print("pick at least one step")
 
     metric.observe(redraw, names="value")
     chosen.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([widgets.HBox([metric, chosen]), out])
+    return ChartBox([widgets.HBox([metric, chosen]), out])
 
 
-def text_table(head: list[str], body: list[list[str]]) -> str:
-    """Rows of cells as plain text: columns aligned, a rule under the header."""
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+def text_table(head: list[str], body: list[list[str]], groups: list[tuple[str, int]] | None = None) -> str:
+    """Rows of cells as plain text: columns aligned, a rule under the header; `groups`: titles over
+    runs of columns, (title, number of columns) from the left."""
+    from basecamp.measure import _aligned
 
-    def line(cells: list[str]) -> str:
-        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-    return "\n".join([line(head), line(["-" * w for w in widths]), *(line(b) for b in body)])
+    return "\n".join(_aligned(head, body, groups or ()))
 
 
 def _ratio(num: float | None, den: float | None) -> str:
@@ -123,20 +146,23 @@ def _ratio(num: float | None, den: float | None) -> str:
 def ratios_table(rows: list[dict[str, Any]], first: str = "01-naive", best: str = "06-cache-mounts") -> str:
     """Each step against the naive image and against the article's final step, as ratios from one results file.
 
-    "01/x size" reads "how many times smaller than the naive image"; "x/06 ..." reads "how many times
-    step 6's size or time" (below 1.0x: smaller or faster than step 6).
+    Under "01-naive ÷ step": how many times smaller than the naive image. Under "step ÷ 06-cache-mounts":
+    the step's size or median time over step 6's (below 1.0x: smaller or faster than step 6).
     """
     by = {r["step"]: r for r in rows}
     a, b = by.get(first, {}), by.get(best, {})
-    head = ["step", "size", f"{first[:2]}/x size", f"x/{best[:2]} size", f"x/{best[:2]} cold",
-            f"x/{best[:2]} code change", f"x/{best[:2]} dependency change"]
+    head = ["step", "size", "size", "size", "cold build", "code change", "dependency change"]
+    groups = [("", 2), (f"{first} ÷ step", 1), (f"step ÷ {best}", 4)]
     body = [[
         r["step"], fmt_bytes(r.get("size_bytes")), _ratio(a.get("size_bytes"), r.get("size_bytes")),
         _ratio(r.get("size_bytes"), b.get("size_bytes")), _ratio(r.get("cold_median_s"), b.get("cold_median_s")),
         _ratio(r.get("code_change_median_s"), b.get("code_change_median_s")),
         _ratio(r.get("dependency_change_median_s"), b.get("dependency_change_median_s")),
     ] for r in rows]
-    return text_table(head, body)
+    legend = (f"{first} ÷ step: how many times smaller than {first} the step's image is.\n"
+              f"step ÷ {best}: the step's size or median time over step {best[:2]}'s "
+              f"(below 1.0x: smaller or faster than {best[:2]}); —: not measured.")
+    return text_table(head, body, groups) + "\n\n" + legend
 
 
 def _latest_batch(step: str, first: str) -> list[Any]:
@@ -167,28 +193,30 @@ def beyond_table() -> str:
     context = {r.scenario: r for r in load("07-build-context")}
     root, ignored = context.get("context: repo root"), context.get("context: repo root + .dockerignore")
     if root and ignored:
-        body.append(["08 build context", "repo root vs with .dockerignore",
+        body.append(["07 build context", "context size: repo root vs with .dockerignore",
                      f"{fmt_bytes(root.size_bytes)} vs {fmt_bytes(ignored.size_bytes)}",
                      _ratio(root.size_bytes, ignored.size_bytes)])
     without = context.get("notebook-edit without .dockerignore")
     with_ = context.get("notebook-edit with .dockerignore")
     if without and with_:
-        body.append(["08 build context", "steps re-run after a notebook edit: without vs with",
+        body.append(["07 build context", "steps re-run after a notebook edit: without vs with .dockerignore",
                      f"{without.ran_steps} vs {with_.ran_steps}", "—"])
     batch = _latest_batch("10-ci-cache", "ci-plain")
     plain = _median([r.wall_s for r in batch if r.scenario == "ci-plain" and r.wall_s is not None])
     imported = _median([r.wall_s for r in batch if r.scenario == "ci-import" and r.wall_s is not None])
     if plain and imported:
-        body.append(["11 CI cache", "fresh runner: cold vs imported layer cache (median s)",
-                     f"{plain:.1f} vs {imported:.1f}", _ratio(plain, imported)])
+        body.append(["10 CI cache", "fresh runner, median build: cold vs imported layer cache",
+                     f"{plain:.1f} s vs {imported:.1f} s", _ratio(plain, imported)])
     dance = [r.downloads for r in batch if r.scenario == "ci-dance" and r.downloads is not None]
     plain_dl = [r.downloads for r in batch if r.scenario == "ci-plain" and r.downloads is not None]
     if dance and plain_dl:
-        body.append(["11 CI cache", "downloads: empty cache mount vs danced one",
+        body.append(["10 CI cache", "packages downloaded: empty cache mount vs danced one",
                      f"{max(plain_dl)} vs {max(dance)}", "—"])
     for f in latest_forensics():
-        body.append([f"12 forensics {f['step']}", "bytes wasted (shadowed or deleted later) · efficiency",
-                     f"{fmt_bytes(f['wasted_bytes'])} · {f['efficiency']:.2%}", "—"])
+        body.append([f"11 forensics {f['step']}", "bytes in shadowed or deleted-later files; efficiency",
+                     f"{fmt_bytes(f['wasted_bytes'])} wasted; {f['efficiency']:.2%}", "—"])
     if not body:
         return "nothing measured yet beyond the steps: run notebooks 07, 10 and 11"
-    return text_table(["notebook", "what", "measured here", "ratio"], body)
+    legend = ("ratio: the first value over the second (—: a ratio would not mean much).\n"
+              "efficiency (11): 1 − wasted bytes ÷ the bytes of every file in every layer.")
+    return text_table(["notebook", "what", "measured here", "ratio"], body) + "\n\n" + legend

@@ -226,15 +226,30 @@ def test_row_is_flat_and_lines_up_when_a_scenario_is_missing() -> None:
     assert all(not isinstance(v, (list, dict)) for v in row.values()), "flat: CSV-ready"
 
 
-def test_table_has_one_line_per_step() -> None:
+def test_table_has_one_line_per_step_and_says_what_its_columns_mean() -> None:
     rows = [measurement(cold=[10.0]).row(),
             measurement("06-cache-mounts", cold=[5.0, 6.0], code_change=[1.0], dependency_change=[2.0]).row()]
     table = format_table(rows).splitlines()
-    assert table[0].split() == ["step", "size", "gzipped", "cold", "code-change", "dependency-change",
-                                "cached/ran", "downloads"]
+    assert [c.strip() for c in table[0].split("  ") if c.strip()] == [
+        "step", "size", "gzipped", "cold build", "code change", "dependency change"]
     assert set(table[1]) <= {"-", " "}
-    assert table[2].startswith("01-naive") and "10.0 s" in table[2] and "1/2 · - · -" in table[2]
-    assert table[3].startswith("06-cache-mounts") and "5.5 s (5.0–6.0)" in table[3] and "? · 5 · 5" in table[3]
+    assert table[2].startswith("01-naive") and "10.0 s" in table[2]
+    assert table[3].startswith("06-cache-mounts") and "5.5 s (5.0–6.0)" in table[3]
+    # the second table: per scenario, steps cached / ran and downloads, each in its own titled column
+    second = table[5:10]
+    assert second[0].split() == ["cold", "build", "code", "change", "dependency", "change"]
+    assert second[1].split() == ["step"] + ["cached", "ran", "downloads"] * 3
+    assert second[3].split() == ["01-naive", "1", "2", "?", "-", "-", "-", "-", "-", "-"]
+    assert second[4].split() == ["06-cache-mounts", "1", "2", "?", "1", "2", "5", "1", "2", "5"]
+    # each group title stands over its first column
+    for title, column in (("code change", 4), ("dependency change", 7)):
+        starts = [i for i, ch in enumerate(second[1]) if ch != " " and (i == 0 or second[1][i - 1] == " ")]
+        assert second[0].index(title) == starts[column], (title, second[0], second[1])
+    assert not any(" · " in line for line in table), "no cell packs three scenarios into one"
+    legend = "\n".join(table[10:])
+    for word in ("gzipped:", "times:", "cached / ran:", "downloads:", "?:", "-:"):
+        assert word in legend
+    assert format_table(rows, legend=False).splitlines()[-1].startswith("06-cache-mounts")
 
 
 def test_csv_and_json_round_trip(tmp_path: Path) -> None:

@@ -104,3 +104,53 @@ def test_the_step_5_image_runs_as_uid_10001(docker_client) -> None:
         assert docker_client.images.get(result.image_id).attrs["Config"]["User"] == "10001:10001"
     finally:
         docker_client.images.remove(result.tag, force=True)
+
+
+OLD_DOCKERFILE = """# Step A — a header the next step rewrites.
+# It explains things.
+FROM python:3.11-bookworm
+
+# Pinned Poetry.
+RUN pip install poetry==2.5.1
+ENV A=1 \\
+    B=2
+# Copy the app.
+COPY . .
+RUN poetry install
+ENTRYPOINT ["python"]
+"""
+
+
+def test_a_comment_only_change_folds_into_one_line() -> None:
+    new = OLD_DOCKERFILE.replace("# It explains things.", "# It explains other things.\n# At length.")
+    diff = steps.instruction_diff(OLD_DOCKERFILE, new, "a.Dockerfile", "b.Dockerfile", whole="show it")
+    lines = diff.splitlines()
+    assert lines[:2] == ["--- a.Dockerfile", "+++ b.Dockerfile"]
+    assert not [line for line in lines[2:] if line[:1] in "+-"], diff
+    assert lines[-1] == "# 1 comment line removed and 2 added, folded away here (every comment: show it)"
+    assert "(the instructions are the same)" in diff
+
+
+def test_the_diff_shows_changed_instructions_whole_and_no_comment() -> None:
+    new = (OLD_DOCKERFILE.replace("# Copy the app.\n", "")
+           .replace("ENV A=1 \\\n", "ENV A=1 \\\n    C=3 \\\n")
+           .replace("RUN poetry install", "# Without dev.\nRUN poetry install --without dev"))
+    diff = steps.instruction_diff(OLD_DOCKERFILE, new)
+    body = diff.splitlines()[2:]
+    assert "-RUN poetry install" in body and "+RUN poetry install --without dev" in body
+    # one line added inside a continued ENV: the rest of the ENV shows as context, not as removed
+    at = body.index("+    C=3 \\")
+    assert body[at - 1:at + 2] == [" ENV A=1 \\", "+    C=3 \\", "     B=2"], diff
+    assert not [line for line in body if line[1:].lstrip().startswith("#") and line[:1] in " +-"], diff
+    assert body[-1] == "# 1 comment line removed and 1 added, folded away here (every comment: the file itself)"
+    # unchanged instructions far from a change are left out, one mark per gap
+    assert body[0] == " ⋮" and " FROM python:3.11-bookworm" not in body
+
+
+def test_the_series_diffs_fold_their_comments() -> None:
+    for step in steps.PREVIOUS:
+        old, new = steps.dockerfile(steps.previous_step(step)), steps.dockerfile(step)
+        diff = steps.instruction_diff(old.read_text(), new.read_text())
+        changed = [line for line in diff.splitlines()[2:] if line[:1] in "+-"]
+        assert changed, f"{step}: no instruction changed?"
+        assert not [line for line in changed if line[1:].lstrip().startswith("#")], f"{step}: {changed}"

@@ -1,6 +1,7 @@
 """JupyterLab as the README starts it (`./lab start`), driven in chromium.
 
-Opens 01_naive.ipynb, runs its first cells (preflight, the Dockerfile, the live build) and waits for
+The URL `./lab start` prints opens 00_setup.ipynb, with no first-run question (Jupyter news) on top.
+Then opens 01_naive.ipynb, runs its first cells (preflight, the Dockerfile, the live build) and waits for
 the build's ipywidgets progress bar (basecamp/display.py) to render; then interrupts the kernel,
 which cancels the build, and shuts the server down. The time from `./lab start` to a server that
 answers is measured and listed at the end of the run.
@@ -102,6 +103,30 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+def test_lab_start_opens_00_setup_and_asks_no_first_run_question(
+        lab: Lab, offline_page: Callable[[str, int, int], Any], screenshot: Callable[..., Path]) -> None:
+    """The server's start page (what `./lab start` prints, and `/`) is 00_setup.ipynb; no news pop-up."""
+    printed = [line for line in lab.log.read_text(errors="replace").splitlines() if f"{lab.url}/" in line]
+    assert any("/lab/tree/00_setup.ipynb?token=" in line for line in printed), f"`./lab start` printed: {printed}"
+    opened = offline_page(lab.url, 1400, 900)
+    page, blocked = opened.page, opened.blocked
+    page.goto(f"{lab.url}/?token={lab.token}")
+    assert page.url.startswith(f"{lab.url}/lab/tree/00_setup.ipynb"), page.url
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+    current = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")
+    expect(current.first).to_have_text("00_setup.ipynb", timeout=30_000)
+    expect(panel.locator(".jp-Notebook h1").first).to_contain_text("00 ·")
+    # the news question is a toast that appears once the app is restored: give it time to show
+    page.wait_for_timeout(5000)
+    toasts = page.locator(".jp-Notification-Toast, .Toastify__toast")
+    texts = [toasts.nth(i).inner_text() for i in range(toasts.count())]
+    assert not any("news" in t.lower() for t in texts), f"a first-run question is showing: {texts}"
+    assert page.get_by_text("official Jupyter news").count() == 0
+    screenshot(page, "jupyterlab-start-00_setup")
+    assert blocked == [], f"JupyterLab requested outside addresses: {blocked}"
 
 
 def _code_cells_through_build(path: Path) -> list[int]:

@@ -1,0 +1,47 @@
+"""The summary notebook's text tables: each column's meaning readable from its header or the legend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from basecamp import summary
+
+
+def _row(step: str, size: float, cold: float, code: float | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {"step": step, "size_bytes": size, "compressed_bytes": size / 3,
+                           "cold_median_s": cold, "cold_min_s": cold - 1, "cold_max_s": cold + 1}
+    if code is not None:
+        row.update(code_change_median_s=code, code_change_min_s=code, code_change_max_s=code)
+    return row
+
+
+ROWS = [_row("01-naive", 800e6, 12.0, 4.0), _row("05-multi-stage", 200e6, 11.0), _row("06-cache-mounts", 160e6, 10.0, 0.1)]
+
+
+def test_ratios_name_what_they_divide() -> None:
+    lines = summary.ratios_table(ROWS).splitlines()
+    assert "01-naive ÷ step" in lines[0] and "step ÷ 06-cache-mounts" in lines[0]
+    assert lines[1].split()[:5] == ["step", "size", "size", "size", "cold"]
+    # the group titles stand over their columns: "step ÷ 06" starts where its first column does
+    assert lines[0].index("step ÷ 06-cache-mounts") == lines[1].index("size", lines[1].index("size", lines[1].index("size") + 1) + 1)
+    naive = next(line for line in lines if line.startswith("01-naive "))
+    assert naive.split()[3:7] == ["1.0x", "5.0x", "1.2x", "40.0x"]
+    multi = next(line for line in lines if line.startswith("05-multi-stage"))
+    assert multi.split()[3:8] == ["4.0x", "1.2x", "1.1x", "—", "—"]
+    assert "/x" not in "\n".join(lines) and "x/" not in "\n".join(lines)
+    assert any(line.startswith("step ÷ 06-cache-mounts:") for line in lines), "a legend says how to read it"
+
+
+def test_article_table_has_a_legend() -> None:
+    text = summary.article_table(ROWS)
+    assert "article: the size the article published" in text and "median of the runs (fastest–slowest)" in text
+    assert " · " not in text
+
+
+def test_beyond_table_cells_say_what_they_hold(monkeypatch) -> None:
+    monkeypatch.setattr("basecamp.forensics.latest_forensics",
+                        lambda: [{"step": "03b-cache-deleted-later", "wasted_bytes": 3_850_000, "efficiency": 0.9949}])
+    text = summary.beyond_table()
+    assert "11 forensics 03b-cache-deleted-later" in text
+    assert "3.85 MB wasted; 99.49%" in text and " · " not in text
+    assert "efficiency (11): 1 − wasted bytes" in text
