@@ -8,9 +8,12 @@ notebook viewer shows instead. Without a usable browser the PNG is left out and 
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import base64
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,27 +37,62 @@ STATIC_TIMEOUT_S = 60.0
 static_problem: str | None = None
 
 
+class _ChartBrowser:
+    """One headless browser for every static chart of a process.
+
+    `kaleido.calc_fig_sync` starts and stops a Chromium per call (measured here: about 6 s a chart);
+    kept open, a chart takes about 0.4 s after a start of about 5 s. The browser lives on its own
+    event loop in a daemon thread, every call has a timeout, and it is closed when the process exits.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        import kaleido
+
+        self.timeout_s = timeout_s
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True, name="annapurna-chart-browser").start()
+        self.kaleido = kaleido.Kaleido(mathjax=False, timeout=timeout_s, n=1)
+        try:
+            self._call(self.kaleido.open())
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            raise
+        atexit.register(self.close)
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=self.timeout_s)
+
+    def png(self, fig_dict: dict[str, Any], opts: dict[str, Any]) -> Any:
+        return self._call(self.kaleido.calc_fig(fig_dict, opts=opts))
+
+    def close(self) -> None:
+        try:
+            self._call(self.kaleido.close())
+        except Exception:  # the browser is gone already: nothing left to close
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+_browser: _ChartBrowser | None = None
+
+
 def static_png(fig: go.Figure | dict[str, Any], width: int = STATIC_WIDTH) -> bytes | None:
     """The chart as PNG bytes, or None when no browser can draw it (the reason stays in `static_problem`).
 
-    Calls kaleido directly rather than `plotly.io.to_image`: that one always adds MathJax from a CDN
-    to the page the browser renders, and the lab never reaches outside this machine (no chart uses
-    LaTeX). plotly.js comes from the installed plotly package.
+    Uses kaleido's own browser control rather than `plotly.io.to_image`: that one always adds MathJax
+    from a CDN to the page the browser renders, and the lab never reaches outside this machine (no
+    chart uses LaTeX). plotly.js comes from the installed plotly package.
     """
-    global static_problem
+    global static_problem, _browser
     if os.environ.get(STATIC_ENV, "1") == "0" or static_problem is not None:
         return None
     fig_dict = fig.to_plotly_json() if isinstance(fig, go.Figure) else fig
     layout = fig_dict.get("layout", {})
+    opts = {"format": "png", "width": layout.get("width") or width, "height": layout.get("height") or 500, "scale": 1}
     try:
-        import kaleido
-
-        png = kaleido.calc_fig_sync(
-            fig_dict,
-            opts={"format": "png", "width": layout.get("width") or width, "height": layout.get("height") or 500,
-                  "scale": 1},
-            kopts={"mathjax": False, "timeout": STATIC_TIMEOUT_S},
-        )
+        if _browser is None:
+            _browser = _ChartBrowser(STATIC_TIMEOUT_S)
+        png = _browser.png(fig_dict, opts)
     except Exception as exc:  # no kaleido, no browser, a browser that does not start: keep the chart interactive-only
         static_problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         log.info("charts are stored without a static image: %s", static_problem)

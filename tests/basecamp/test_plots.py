@@ -20,6 +20,7 @@ def _figure() -> go.Figure:
 @pytest.fixture
 def fresh(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(plots, "static_problem", None)
+    monkeypatch.setattr(plots, "_browser", None)
     monkeypatch.delenv(plots.STATIC_ENV, raising=False)
 
 
@@ -35,7 +36,7 @@ def test_without_a_browser_the_chart_stays_interactive_and_nothing_fails(fresh: 
     assert plots.static_problem and "nonexistent" in plots.static_problem
     monkeypatch.delenv("BROWSER_PATH")
     calls: list[Any] = []
-    monkeypatch.setattr("kaleido.calc_fig_sync", lambda *a, **k: calls.append(a) or b"\x89PNG")
+    monkeypatch.setattr(plots, "_ChartBrowser", lambda *a, **k: calls.append(a))
     assert plots.static_png(_figure()) is None and calls == []  # one failure: no browser start per chart
 
 
@@ -47,22 +48,49 @@ def test_a_browser_that_dies_on_start_leaves_the_chart_interactive(fresh: None, 
 
 def test_static_images_can_be_switched_off(fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(plots.STATIC_ENV, "0")
-    monkeypatch.setattr("kaleido.calc_fig_sync", lambda *a, **k: pytest.fail("no browser when switched off"))
+    monkeypatch.setattr(plots, "_ChartBrowser", lambda *a, **k: pytest.fail("no browser when switched off"))
     assert list(_figure()._repr_mimebundle_()) == [PLOTLY_MIME]
 
 
-def test_the_export_never_asks_for_mathjax_from_a_cdn(fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict[str, Any] = {}
+class FakeKaleido:
+    """Stands for kaleido.Kaleido: records how it was made and what it drew."""
 
-    def fake(fig: dict[str, Any], opts: dict[str, Any], kopts: dict[str, Any]) -> bytes:
-        seen.update(fig=fig, opts=opts, kopts=kopts)
+    made: list[dict[str, Any]] = []
+    drawn: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        FakeKaleido.made.append(kwargs)
+
+    async def open(self) -> None:
+        pass
+
+    async def calc_fig(self, fig: dict[str, Any], opts: dict[str, Any]) -> bytes:
+        FakeKaleido.drawn.append((fig, opts))
         return b"\x89PNG fake"
 
-    monkeypatch.setattr("kaleido.calc_fig_sync", fake)
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_kaleido(fresh: None, monkeypatch: pytest.MonkeyPatch) -> type[FakeKaleido]:
+    FakeKaleido.made, FakeKaleido.drawn = [], []
+    monkeypatch.setattr("kaleido.Kaleido", FakeKaleido)
+    return FakeKaleido
+
+
+def test_the_export_never_asks_for_mathjax_from_a_cdn(fake_kaleido: type[FakeKaleido]) -> None:
     bundle = _figure()._repr_mimebundle_()
     assert base64.b64decode(bundle["image/png"]) == b"\x89PNG fake"
-    assert seen["kopts"]["mathjax"] is False
-    assert seen["opts"] == {"format": "png", "width": plots.STATIC_WIDTH, "height": 300, "scale": 1}
+    assert fake_kaleido.made[0]["mathjax"] is False
+    assert fake_kaleido.drawn[0][1] == {"format": "png", "width": plots.STATIC_WIDTH, "height": 300, "scale": 1}
+
+
+def test_one_browser_draws_every_chart_of_a_process(fake_kaleido: type[FakeKaleido]) -> None:
+    """kaleido's one-shot call starts a browser per chart (about 6 s each here); the lab keeps one open."""
+    for _ in range(3):
+        assert plots.static_png(_figure()) == b"\x89PNG fake"
+    assert len(fake_kaleido.made) == 1 and len(fake_kaleido.drawn) == 3
 
 
 @pytest.mark.browser
