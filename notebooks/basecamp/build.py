@@ -55,6 +55,16 @@ class BuildResult:
     target: str | None = None
     #: BuildKit's own vertices ("[internal] load build context", "exporting to image", ...).
     internal_steps: list[Step] = field(default_factory=list)
+    #: The command line that ran (`cli_argv`) and the environment it added (DOCKER_BUILDKIT=1).
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def command(self) -> str:
+        """The same build as a terminal command to copy, run from the repo root (display.shell_command)."""
+        from basecamp.display import shell_command
+
+        return shell_command(self.argv, self.env) if self.argv else ""
 
     @property
     def cached_steps(self) -> list[Step]:
@@ -78,12 +88,14 @@ class BuildResult:
         """One line: tag, time, cached/ran counts, builder."""
         from basecamp.display import summary_line
 
-        return summary_line(self)
+        return f"{summary_line(self)} ({self.builder})"
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly (paths as strings, steps as dicts, the log left out)."""
+        """JSON-friendly (paths as strings, steps as dicts, the command as text, the log left out)."""
         data = asdict(self)
         data.pop("log")
+        data.pop("argv"), data.pop("env")
+        data["command"] = self.command
         data["dockerfile"], data["context"] = str(self.dockerfile), str(self.context)
         data["cached"], data["ran"] = len(self.cached_steps), len(self.ran_steps)
         return data
@@ -197,7 +209,6 @@ def build(
     shown = display if display is not None and not isinstance(display, str) else make_display(display)
     cli = engine.buildkit_cli()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    shown.start(None, tag)
     try:
         if cli is None:
             if secrets:
@@ -274,6 +285,9 @@ def _build_cli(cli: Any, dockerfile: Path, context: Path, tag: str, target: str 
         argv = cli_argv(list(cli.argv), dockerfile, context, tag, iidfile, target=target,
                         build_args=build_args, labels=labels, no_cache=no_cache, cache_from=cache_from,
                         secret_files=secret_files)
+        from basecamp.display import shell_command
+
+        shown.start(None, tag, command=shell_command(argv, cli.env))
         t0 = time.perf_counter()
         try:
             proc = subprocess.Popen(
@@ -290,8 +304,12 @@ def _build_cli(cli: Any, dockerfile: Path, context: Path, tag: str, target: str 
                 for event in parser.feed(line):
                     shown.on_event(event)
             returncode = proc.wait()
-        except BaseException:
+        except BaseException as exc:
             _stop(proc)
+            try:
+                exc.log = "".join(lines)  # type: ignore[attr-defined]  # what ran, for the display
+            except AttributeError:
+                pass
             raise
         finally:
             if proc.stdout is not None:
@@ -308,15 +326,23 @@ def _build_cli(cli: Any, dockerfile: Path, context: Path, tag: str, target: str 
                           log=log, steps=steps)
         image_id = iidfile.read_text().strip() if iidfile.exists() else (parser.image_id or "")
     return BuildResult(tag, image_id, dockerfile, context, cli.description or " ".join(cli.argv), wall_s,
-                       steps, log, started_at, target, parser.internal)
+                       steps, log, started_at, target, parser.internal, argv=argv, env=dict(cli.env))
 
 
 def _build_classic(dk: Any, dockerfile: Path, context: Path, tag: str, target: str | None,
                    build_args: dict[str, str], labels: dict[str, str], no_cache: bool,
                    shown: BuildDisplay, started_at: str) -> BuildResult:
+    from basecamp.display import shell_command
+
     parser = ClassicParser()
     command = ["docker-sdk", "build", "-f", str(dockerfile), "-t", tag, *(["--target", target] if target else []),
                *(["--no-cache"] if no_cache else []), str(context)]
+    # the same build with the CLI's classic builder (the lab's labels left out, as for BuildKit)
+    argv = ["docker", "build", *command[2:]]
+    for key, value in build_args.items():
+        argv[-1:-1] = ["--build-arg", f"{key}={value}"]
+    env = {"DOCKER_BUILDKIT": "0"}
+    shown.start(None, tag, command=shell_command(argv, env))
     t0 = time.perf_counter()
     chunks: Iterator[dict[str, Any]] = dk.api.build(
         path=str(context), dockerfile=str(dockerfile.resolve()), tag=tag, labels=labels, buildargs=build_args,
@@ -343,4 +369,4 @@ def _build_classic(dk: Any, dockerfile: Path, context: Path, tag: str, target: s
         raise _attach(err, step_exit_code=code, log=log, steps=steps)
     image_id = dk.images.get(tag).id
     return BuildResult(tag, image_id, dockerfile, context, CLASSIC_BUILDER, wall_s, steps, log, started_at,
-                       target, [])
+                       target, [], argv=argv, env=env)

@@ -501,6 +501,24 @@ class _Session:
         self.image_build: BuildResult | None = None
         self.image_recorded = False
         self.builder = ""
+        #: Commands this measurement has shown: each distinct command is shown once.
+        self.commands: set[str] = set()
+
+    def _display(self) -> BuildDisplay:
+        """One build's display: ours report the measurement's line, a caller's own object is used as is."""
+        from basecamp.display import make_display
+
+        if self.display is None or isinstance(self.display, str):
+            return make_display(self.display, report=False, commands=self.commands)
+        return self.display
+
+    def say(self, shown: BuildDisplay, result: BuildResult, line: str) -> None:
+        """A build's one line: with its collapsed log on our displays, else through `log`."""
+        line = f"{self.step}: {line}"
+        if getattr(shown, "reports", False) and hasattr(shown, "report"):
+            shown.report(result, line)
+        else:
+            self.log(line)
 
     def _image_id(self, tag: str) -> str | None:
         import docker.errors
@@ -510,7 +528,7 @@ class _Session:
         except docker.errors.ImageNotFound:
             return None
 
-    def build(self, label: str, *, no_cache: bool) -> tuple[BuildResult, Tracking]:
+    def build(self, label: str, *, no_cache: bool) -> tuple[BuildResult, Tracking, BuildDisplay]:
         from basecamp import buildcache
         from basecamp.build import build
         from basecamp.project import PROJECT_LABEL
@@ -518,9 +536,10 @@ class _Session:
 
         tag = self.project.image_tag(self.step, f"measure-{label}")
         old = self._image_id(tag)
+        shown = self._display()
         with buildcache.track(note=tag, client=self.client) as tracking:
             result = build(self.dockerfile, self.app.path, tag, target=self.target, no_cache=no_cache,
-                           labels={STEP_LABEL: self.step, PROJECT_LABEL: self.project.name}, display=self.display)
+                           labels={STEP_LABEL: self.step, PROJECT_LABEL: self.project.name}, display=shown)
         _drop_superseded(self.client, old, result.image_id)
         self.builder = result.builder
         if self.image is None:  # the first build of the measurement is the image it reports
@@ -534,15 +553,15 @@ class _Session:
             _drop_superseded(self.client, old_kept, result.image_id)
             self.image = inspect_image(kept, base=self.base)
             self.image_build = result
-        return result, tracking
+        return result, tracking, shown
 
     def warm_up(self) -> None:
-        result, _ = self.build("warm", no_cache=False)
-        self.log(f"{self.step}: warm-up build (not measured): {result.wall_s:.1f} s, "
-                 f"{len(result.cached_steps)} cached, {len(result.ran_steps)} ran")
+        result, _, shown = self.build("warm", no_cache=False)
+        self.say(shown, result, f"warm-up (not measured): {result.wall_s:.1f} s, "
+                                f"{len(result.cached_steps)} cached, {len(result.ran_steps)} ran")
 
     def run(self, scenario: str, index: int) -> Run:
-        result, tracking = self.build(scenario, no_cache=scenario == "cold")
+        result, tracking, shown = self.build(scenario, no_cache=scenario == "cold")
         installed, downloaded, from_cache = _install_counts(result)
         size = self.client.images.get(result.image_id).attrs.get("Size") if result.image_id else None
         run = Run(scenario=scenario, wall_s=result.wall_s, cached_steps=len(result.cached_steps),
@@ -550,6 +569,7 @@ class _Session:
                   build=result, index=index, size_bytes=int(size) if size is not None else None,
                   installed=installed, from_cache=from_cache,
                   foreign_cache_mounts=[f"{r.id}: {r.description}" for r in tracking.used_foreign])
+        self.say(shown, result, run.line())
         problems = verify(run, self.project.packages)
         if problems:
             raise LabError(f"{self.step}, {scenario} run {index}: the measurement is invalid — "
@@ -560,7 +580,6 @@ class _Session:
                         compressed=self.image.compressed_bytes)
             self.image_recorded = True
         self.record(scenario, run, result, size=run.size_bytes)
-        self.log(f"{self.step}: {run.line()}")
         return run
 
     def record(self, scenario: str, run: Run | None, result: BuildResult, *, size: int | None,
@@ -605,9 +624,12 @@ def measure_step(
 
     `app`: the scratch copy to build (default: a fresh copy named "measure-<step>"; it is
     edited). `target`: the stage to build (default: "runtime" for multi-stage steps, else the last
-    stage). `display`: each build's progress display (a mode name or a BuildDisplay; default
-    from $ANNAPURNA_PROGRESS: a live widget in JupyterLab, plain lines elsewhere; "none" for
-    silence), while `log` gets one line per build (default: print; None for silence).
+    stage). `display`: each build's display (a mode name or a BuildDisplay; default from
+    $ANNAPURNA_PROGRESS: a live bar in JupyterLab, none elsewhere). Each distinct terminal command
+    is shown once (cold, warm-up, code change, dependency change: the tag and --no-cache differ), and
+    each build ends in ONE line ("01-naive: cold 1: 11.6 s, 0 cached, 3 ran") with its full BuildKit
+    log collapsed under it in a notebook. With display="none" (or a display object of your own) the
+    line goes to `log` instead (default: print; None for silence).
     `project` (basecamp.use_project): measure another Poetry project (default: the app of `app`,
     else the repo's own); its records and images are kept apart from the repo app's.
     Raises LabError when a run's cache state was not what its scenario needs.

@@ -173,7 +173,9 @@ def test_build_with_fake_cli(fake_cli, context, capsys):
     assert "--progress=plain" in argv and argv[-1] == str(context)
     assert "org.annapurna.lab=1" in argv and "org.annapurna.step=5" in argv
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 9 and out[-1].startswith("built annapurna-lab/fake:1 in ")
+    # a terminal: the command to copy, then ONE line (no line per step)
+    assert out == [f"$ {r.command}", out[-1]] and out[-1].startswith("built annapurna-lab/fake:1 in ")
+    assert "--progress" not in r.command and "--iidfile" not in r.command and "--label" not in r.command
 
 
 def test_build_failure_with_fake_cli(fake_cli, context, capsys):

@@ -328,7 +328,7 @@ def test_measure_the_naive_step_once(docker_client: Any, tmp_path: Path) -> None
     """The whole protocol on 01-naive, one run per scenario; every run verified and recorded."""
     results = tmp_path / "results.jsonl"
     lines: list[str] = []
-    m = measure.measure_step("01", repeats=1, results_path=results, log=lines.append)
+    m = measure.measure_step("01", repeats=1, results_path=results, log=lines.append, display="none")
     assert m.step == "01-naive" and m.target is None and m.repeats == 1
     assert list(m.scenarios) == list(measure.SCENARIOS)
     assert m.image.size_bytes > 0 and m.image.compressed_bytes and m.image.compressed_bytes < m.image.size_bytes
