@@ -239,6 +239,9 @@ def redact_hosts(text: str, extra_hosts: Iterable[str] = ()) -> str:
 # What a notebook shows: the command and the collapsed log, each one line of text/plain
 
 
+_MONO = "font-family:var(--jp-code-font-family,monospace)"
+
+
 @dataclass(frozen=True)
 class ShellCommand:
     """A terminal command to copy: HTML (a caption and the command) in a notebook, `$ <command>` as text."""
@@ -257,7 +260,7 @@ class ShellCommand:
 
     def _repr_html_(self) -> str:
         return (f'<div style="font-size:85%;opacity:0.8">{html.escape(self.caption)}</div>'
-                f'<pre style="margin:0 0 0.4em 0;white-space:pre-wrap">{html.escape(self.command)}</pre>')
+                f'<pre style="{_MONO};margin:0 0 0.4em 0;white-space:pre-wrap">{html.escape(self.command)}</pre>')
 
 
 @dataclass(frozen=True)
@@ -293,7 +296,7 @@ class BuildLog:
         body = html.escape(redact_hosts(self.log.rstrip("\n")))
         return (f"<details{' open' if self.open else ''}><summary>{line} "
                 f'<span style="opacity:0.7">· full BuildKit log: {self.lines} lines</span></summary>'
-                f'<pre style="max-height:30em;overflow:auto;font-size:85%;line-height:1.25">{body}</pre>'
+                f'<pre style="{_MONO};max-height:30em;overflow:auto;font-size:85%;line-height:1.25">{body}</pre>'
                 "</details>")
 
 

@@ -94,7 +94,9 @@ def build_step(step: str, app: Scratch, label: str = "latest", *, no_cache: bool
                target: str | None = None, display: Any = None) -> BuildResult:
     """Build a step's Dockerfile with a scratch copy of the app as context, tagged for the lab.
 
-    `display`: "widget", "plain", "none" or a display object; default from $ANNAPURNA_PROGRESS.
+    `display`: "widget", "plain", "none" or a display object; default from $ANNAPURNA_PROGRESS. Every
+    display but "none" shows the terminal command, then ONE line (time, steps cached and ran) with the
+    full BuildKit log collapsed under it in a notebook (basecamp.display).
     A copy of another project (`scratch_copy(..., project=p)`) builds p's derived Dockerfile, tagged p's way.
     """
     from basecamp.build import build
