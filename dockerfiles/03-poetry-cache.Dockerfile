@@ -1,7 +1,8 @@
 # Step 3 — clean Poetry's cache: the downloaded archives are not part of the app.
 #
 # Changes over step 2 (the article's step 3):
-#   - POETRY_NO_INTERACTION=1: Poetry never waits for an answer nobody can type in a build.
+#   - POETRY_NO_INTERACTION=1, as the article sets it. Poetry 2.5.1 reads no such variable (notebook 03
+#     shows it); a build never waits for an answer anyway: a RUN has no terminal, so Poetry asks nothing.
 #   - POETRY_VIRTUALENVS_IN_PROJECT=1 and POETRY_VIRTUALENVS_CREATE=1: an isolated venv even in a
 #     container, at a path we know (/app/.venv), so step 5 can copy it out of the image.
 #   - POETRY_CACHE_DIR=/tmp/poetry_cache, removed *in the same RUN* as the install: a file deleted
@@ -15,7 +16,7 @@ FROM python:3.11-bookworm
 # Pinned Poetry, the version the lab uses on the host: the same resolver and installer everywhere.
 RUN pip install poetry==2.5.1
 
-# Poetry for a build: no prompts, a venv inside the project (/app/.venv), its cache in a known folder.
+# Poetry for a build, as the article sets it: a venv in the project (/app/.venv), a known cache folder.
 ENV POETRY_NO_INTERACTION=1 \
     POETRY_VIRTUALENVS_IN_PROJECT=1 \
     POETRY_VIRTUALENVS_CREATE=1 \

@@ -11,7 +11,7 @@ FROM python:3.11-bookworm
 # Pinned Poetry, the version the lab uses on the host: the same resolver and installer everywhere.
 RUN pip install poetry==2.5.1
 
-# Poetry for a build: no prompts, a venv inside the project (/app/.venv), its cache in a known folder.
+# Poetry for a build, as the article sets it: a venv in the project (/app/.venv), a known cache folder.
 ENV POETRY_NO_INTERACTION=1 \
     POETRY_VIRTUALENVS_IN_PROJECT=1 \
     POETRY_VIRTUALENVS_CREATE=1 \

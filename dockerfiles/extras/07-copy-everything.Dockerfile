@@ -11,7 +11,7 @@ FROM python:3.11-bookworm AS builder
 # Pinned Poetry, as in step 6 (same instruction, so the layer comes from the cache).
 RUN pip install poetry==2.5.1
 
-# Poetry for a build: no prompts, a venv inside the project, its cache in a known folder.
+# Poetry for a build (the article's settings): a venv inside the project, its cache in a known folder.
 ENV POETRY_NO_INTERACTION=1 \
     POETRY_VIRTUALENVS_IN_PROJECT=1 \
     POETRY_VIRTUALENVS_CREATE=1 \
