@@ -8,6 +8,8 @@ pure-Python parts work before the Docker SDK or plotly are installed.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from basecamp.errors import BuildError, CommandError, EngineError, InputError, LabError
@@ -55,3 +57,21 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(f"basecamp.{module}"), _RENAMED.get(name, name))
     globals()[name] = value
     return value
+
+
+class _Facade(types.ModuleType):
+    """The package as the notebooks see it: `bc.build` and `bc.cleanup` stay the functions.
+
+    Importing a submodule sets it as an attribute of its package, so once anything imported
+    `basecamp.build` (the plots do), `bc.build(...)` would call the module and fail with
+    "'module' object is not callable". An exported function wins over its own submodule here;
+    `from basecamp.build import ...` and `sys.modules` still find the module.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Facade
