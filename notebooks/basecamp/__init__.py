@@ -28,7 +28,7 @@ _EXPORTS = {
     "plot_layers": "plots", "plot_rebuild": "plots", "plot_compare": "plots",
     "measure_step": "measure", "measured": "measure", "latest_rows": "measure", "format_table": "measure",
     "install_report": "installer", "claim": "article", "article_figure": "article",
-    "say": "lesson", "command": "lesson", "check_prediction": "lesson",
+    "say": "lesson", "command": "lesson", "check_prediction": "lesson", "show_code": "lesson",
     "ensure_measured": "summary", "summary_rows": "summary", "scratch_dependency": "summary",
     "article_table": "summary", "ratios_table": "summary", "beyond_table": "summary", "compare_widget": "summary",
     "fmt_bytes": "units", "fmt_seconds": "units",

@@ -226,12 +226,9 @@ def context_demo(display: str | None = "none") -> ContextDemo:
 def show_dockerfile_path(path: Path) -> None:
     """Display any Dockerfile by path (highlighted in JupyterLab, plain in a terminal)."""
     text = Path(path).read_text()
-    try:
-        from IPython.display import Code, display
+    from basecamp.lesson import show_code
 
-        display(Code(text, language="docker"))
-    except ImportError:
-        print(text)
+    show_code(text, "docker")
 
 
 def record_context(sizes: dict[str, ContextSize], demo: ContextDemo) -> None:

@@ -96,3 +96,39 @@ def check_prediction(prediction: Any, measured: Any, *, question: str, tolerance
         result = PredictionCheck(question, prediction, measured, bool(right))
     print(result.line())
     return result
+
+
+#: How many lines of a file or diff the plain-text form of a code display keeps (the highlighted HTML
+#: keeps all of it): stored outputs stay short in plain viewers and nbval.
+CODE_PLAIN_LINES = 20
+
+
+class CodeListing:
+    """A Dockerfile or diff for a notebook: highlighted HTML with every line, a short plain-text form."""
+
+    def __init__(self, text: str, language: str, max_plain_lines: int = CODE_PLAIN_LINES) -> None:
+        self.text, self.language, self.max_plain_lines = text, language, max_plain_lines
+
+    def _repr_html_(self) -> str:
+        from IPython.display import Code
+
+        return str(Code(self.text, language=self.language)._repr_html_())
+
+    def __repr__(self) -> str:
+        lines = self.text.splitlines()
+        if len(lines) <= self.max_plain_lines:
+            return self.text.rstrip("\n")
+        kept = "\n".join(lines[: self.max_plain_lines])
+        return f"{kept}\n… {len(lines) - self.max_plain_lines} more lines (the highlighted listing above has them all)"
+
+
+def show_code(text: str, language: str = "docker") -> None:
+    """Display a listing: highlighted in JupyterLab, whole in a terminal (the stored plain text is cut short)."""
+    from basecamp.display import in_kernel
+
+    if in_kernel():
+        from IPython.display import display
+
+        display(CodeListing(text, language))
+    else:
+        print(text)

@@ -82,12 +82,9 @@ def base_of(step: str, target: str | None = None) -> str:
 def show_dockerfile(step: str) -> None:
     """Display a step's Dockerfile, highlighted in JupyterLab and plain in a terminal."""
     path = dockerfile(step)
-    try:
-        from IPython.display import Code, display
+    from basecamp.lesson import show_code
 
-        display(Code(path.read_text(), language="docker"))
-    except ImportError:
-        print(path.read_text())
+    show_code(path.read_text(), "docker")
 
 
 def build_step(step: str, app: Scratch, label: str = "latest", *, no_cache: bool = False,
@@ -217,9 +214,6 @@ def show_diff(step: str) -> None:
     old, new = dockerfile(prev), dockerfile(step)
     diff = instruction_diff(old.read_text(), new.read_text(), old.name, new.name,
                             whole=f'bc.show_dockerfile("{step}")')
-    try:
-        from IPython.display import Code, display
+    from basecamp.lesson import show_code
 
-        display(Code(diff, language="diff"))
-    except ImportError:
-        print(diff)
+    show_code(diff, "diff")
