@@ -10,9 +10,9 @@
 #   - the cache mount holds uv's cache (its own `id`, literal target path: the builder in Docker
 #     20.10 does not expand variables in `--mount` options); UV_LINK_MODE=copy because a cache
 #     mount and the venv are different file systems (uv would warn, then copy anyway);
-#   - UV_COMPILE_BYTECODE=1: uv writes the .pyc files at install time (Poetry's installer does
-#     too), so the first start of the app does not compile them;
-#   - the runtime runs as a non-root user with a fixed uid.
+#   - UV_COMPILE_BYTECODE=1: uv writes the .pyc files at install time, so the first start of the
+#     app does not compile them (Poetry compiles only with `poetry install --compile`: step 6 does not).
+# The runtime is step 6's: a slim base, the venv copied from the builder, the same non-root uid.
 # uv is installed with pip from the package index: the usual copy of the binary from uv's own image
 # needs a container registry, and no registry answers on this machine.
 
