@@ -227,10 +227,8 @@ def string_literals(code: str) -> list[str]:
     return [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
 
 
-def say_texts(code: str) -> list[str]:
-    """The literal parts of the text given to `say(...)` / `bc.say(...)`: what a learner reads as prose. The
-    parts an f-string formats in are left out (they come from measurements); a number typed into the
-    literal part is as stale as one typed into a markdown cell."""
+def _calls(code: str) -> list[tuple[str, ast.Call]]:
+    """(called name, call) for every call with at least one positional argument in `code`."""
     try:
         tree = ast.parse(_python_source(code))
     except SyntaxError:
@@ -239,32 +237,31 @@ def say_texts(code: str) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and node.args:
             func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name != "say":
-                continue
-            arg = node.args[0]
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                out.append(arg.value)
-            elif isinstance(arg, ast.JoinedStr):
-                # the formatted values become a neutral placeholder, so "{size} MB" is not "877 MB"
-                out.append("".join(v.value if isinstance(v, ast.Constant) else "\u2063" for v in arg.values))
+            out.append((func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""), node))
+    return out
+
+
+def say_texts(code: str) -> list[str]:
+    """The literal parts of the text given to `say(...)` / `bc.say(...)`: what a learner reads as prose. The
+    parts an f-string formats in are left out (they come from measurements); a number typed into the
+    literal part is as stale as one typed into a markdown cell."""
+    out = []
+    for name, node in _calls(code):
+        arg = node.args[0]
+        if name != "say":
+            continue
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            out.append(arg.value)
+        elif isinstance(arg, ast.JoinedStr):
+            # the formatted values become a neutral placeholder, so "{size} MB" is not "877 MB"
+            out.append("".join(v.value if isinstance(v, ast.Constant) else "\u2063" for v in arg.values))
     return out
 
 
 def call_string_args(code: str) -> list[tuple[str, str]]:
     """(function name, first argument) of every call whose first argument is a string constant."""
-    try:
-        tree = ast.parse(_python_source(code))
-    except SyntaxError:
-        return []
-    out = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            out.append((name, node.args[0].value))
-    return out
+    return [(name, node.args[0].value) for name, node in _calls(code)
+            if isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)]
 
 
 # ---------------------------------------------------------------- headings and anchors
