@@ -43,6 +43,7 @@ _EXPORTS = {
     "hadolint": "lint", "lint_dockerfiles": "lint", "Finding": "lint", "explain_rule": "lint",
     "uv_lock": "uvlock", "compare_locks": "uvlock", "install_step_seconds": "uvlock",
     "compare_steps": "uvlock", "format_comparison": "uvlock", "plot_comparison": "uvlock",
+    "select_groups": "poetry", "relock": "scratch",
     "use_project": "project", "example_project": "project", "Project": "project",
 }
 _RENAMED = {"article_figure": "figure", "load_results": "load", "uv_lock": "lock", "compare_locks": "compare"}

@@ -218,7 +218,7 @@ def build(
         else:
             # BuildKit's cache carries no labels: remember the cache mounts this build creates as
             # the lab's, so cold measurements and cleanup prune those and never the user's.
-            with buildcache.track(note=tag):
+            with buildcache.track(note=tag, dockerfile_text=Path(dockerfile).read_text()):
                 result = _build_cli(cli, dockerfile, context, tag, target, build_args or {}, all_labels,
                                     no_cache, shown, started_at, secrets or {}, cache_from or [])
     except BaseException as exc:

@@ -282,8 +282,30 @@ def lab_build_record_ids() -> set[str]:
         return set(known)
 
 
-def remember(created: list[CacheRecord], note: str = "") -> None:
-    """Remember these records as the lab's (cache mounts and other records in their own sections)."""
+def _target_matches(where: str, target: str) -> bool:
+    """A record's mount path against a Dockerfile's `target=` (a relative target shows joined to the WORKDIR)."""
+    return where == target or (not target.startswith("/") and where.endswith("/" + re.sub(r"^(\./)+", "", target)))
+
+
+def mount_ids(dockerfile_text: str) -> set[str]:
+    """The cache-mount ids a Dockerfile uses: each mount's `id=`, or its target when it has none (BuildKit's default)."""
+    return {spec.id or spec.target for spec in cache_mount_specs(dockerfile_text)}
+
+
+def _mount_id(rec: CacheRecord, mounts: list[CacheMountSpec]) -> str | None:
+    """The id of the Dockerfile mount a new cache-mount record belongs to, when exactly one mount fits."""
+    where = rec.mount_target
+    fitting = {spec.id or spec.target for spec in mounts if where is not None and _target_matches(where, spec.target)}
+    return fitting.pop() if len(fitting) == 1 else None
+
+
+def remember(created: list[CacheRecord], note: str = "", mounts: list[CacheMountSpec] | None = None) -> None:
+    """Remember these records as the lab's (cache mounts and other records in their own sections).
+
+    `mounts`: the cache mounts of the Dockerfile that was built. A new cache-mount record is
+    remembered with the id of the mount it belongs to, so a cold measurement can empty the
+    cache mounts of its own Dockerfile and leave the other steps' alone.
+    """
     seen = datetime.now(UTC).isoformat(timespec="seconds")
     for section, chosen in ((MOUNTS, [r for r in created if r.is_cache_mount]),
                             (OTHERS, [r for r in created if not r.is_cache_mount])):
@@ -293,14 +315,19 @@ def remember(created: list[CacheRecord], note: str = "") -> None:
             for rec in chosen:
                 known[rec.id] = {"description": rec.description, "created_at": rec.created_at, "seen_at": seen,
                                  "note": note}
+                mount_id = _mount_id(rec, mounts or []) if section == MOUNTS else None
+                if mount_id:
+                    known[rec.id]["mount_id"] = mount_id
 
 
 @contextmanager
-def track(note: str = "", client: Any | None = None) -> Iterator[Tracking]:
+def track(note: str = "", client: Any | None = None, dockerfile_text: str = "") -> Iterator[Tracking]:
     """Wrap a lab build: the cache-mount records it creates are remembered as the lab's.
 
-    `note` is stored beside each record (e.g. the image tag). The yielded Tracking is filled in
-    when the block ends, also when the build fails (what it created is still the lab's).
+    `note` is stored beside each record (e.g. the image tag); `dockerfile_text`, the Dockerfile
+    being built, gives each new cache-mount record the id of its mount (see `remember`). The
+    yielded Tracking is filled in when the block ends, also when the build fails (what it created
+    is still the lab's).
     """
     dk = _client(client)
     started = engine_now(dk)
@@ -315,7 +342,7 @@ def track(note: str = "", client: Any | None = None) -> Iterator[Tracking]:
         created = [r for r in after if r.id not in before]
         result.created = [r for r in created if r.is_cache_mount]
         result.created_records = [r for r in created if not r.is_cache_mount]
-        remember(created, note)
+        remember(created, note, cache_mount_specs(dockerfile_text) if dockerfile_text else None)
         lab = lab_cache_mount_ids()
         for rec in after:
             if not rec.is_cache_mount:
@@ -415,13 +442,36 @@ def prune_records(ids: list[str], client: Any | None = None) -> PruneResult:
     return result
 
 
-def _prune_section(dk: Any, section: str) -> PruneResult:
-    """Prune the remembered records of one section; forget those removed or already gone."""
+def _prune_section(dk: Any, section: str, only: set[str] | None = None) -> PruneResult:
+    """Prune the remembered records of one section (or those of them in `only`); forget those removed or gone."""
     with _locked_state(section) as known:
-        result = prune_records(sorted(known), dk)
-        for rec_id in set(known) - set(result.kept):
+        chosen = set(known) if only is None else set(known) & only
+        result = prune_records(sorted(chosen), dk)
+        for rec_id in chosen - set(result.kept):
             del known[rec_id]
     return result
+
+
+def _belongs_to(rec_id: str, details: dict[str, Any], dockerfile_text: str) -> bool:
+    """Is this remembered cache-mount record one of this Dockerfile's mounts?
+
+    By the mount id remembered when a lab build created it; a record remembered without one (made
+    before ids were kept, or listed only after its build) goes by its mount target instead, so it
+    is emptied whenever it might be this Dockerfile's.
+    """
+    if details.get("mount_id"):
+        return str(details["mount_id"]) in mount_ids(dockerfile_text)
+    rec = CacheRecord(id=rec_id, type=CACHE_MOUNT, description=str(details.get("description", "")), in_use=False,
+                      size_bytes=0, created_at="", last_used_at="", usage_count=0)
+    where = rec.mount_target
+    return where is None or any(_target_matches(where, spec.target) for spec in cache_mount_specs(dockerfile_text))
+
+
+def _chosen_mounts(dockerfile_text: str | None) -> set[str] | None:
+    if dockerfile_text is None:
+        return None
+    with _locked_state() as known:
+        return {i for i, details in known.items() if _belongs_to(i, details, dockerfile_text)}
 
 
 def _depth(rec_id: str, present: dict[str, CacheRecord]) -> int:
@@ -433,16 +483,17 @@ def _depth(rec_id: str, present: dict[str, CacheRecord]) -> int:
     return depth
 
 
-def prune_lab_cache_mounts(client: Any | None = None) -> int:
+def prune_lab_cache_mounts(client: Any | None = None, dockerfile_text: str | None = None) -> int:
     """Remove the cache-mount records the lab created, and only those; return how many went.
 
-    Each is pruned by its own anchored id filter. Records that no longer exist are forgotten;
-    records the engine would not remove (in use by a running build) stay remembered, and
-    `remaining_lab_cache_mounts()` lists them.
+    With `dockerfile_text`, only those of that Dockerfile's mounts (a cold measurement of one
+    step leaves the other steps' cache mounts as they are). Each is pruned by its own anchored id
+    filter. Records that no longer exist are forgotten; records the engine would not remove (in
+    use by a running build) stay remembered, and `remaining_lab_cache_mounts()` lists them.
     """
     dk = _client(client)
     claim_late_records(dk)
-    return len(_prune_section(dk, MOUNTS).removed)
+    return len(_prune_section(dk, MOUNTS, _chosen_mounts(dockerfile_text)).removed)
 
 
 def prune_lab_build_records(client: Any | None = None) -> PruneResult:
@@ -456,9 +507,10 @@ def prune_lab_build_records(client: Any | None = None) -> PruneResult:
     return _prune_section(dk, OTHERS)
 
 
-def remaining_lab_cache_mounts(client: Any | None = None) -> list[CacheRecord]:
-    """The lab's cache-mount records that still exist in the engine."""
-    lab = lab_cache_mount_ids()
+def remaining_lab_cache_mounts(client: Any | None = None, dockerfile_text: str | None = None) -> list[CacheRecord]:
+    """The lab's cache-mount records that still exist in the engine (with `dockerfile_text`: that Dockerfile's)."""
+    chosen = _chosen_mounts(dockerfile_text)
+    lab = lab_cache_mount_ids() if chosen is None else chosen
     return [r for r in cache_mounts(client) if r.id in lab]
 
 
@@ -480,7 +532,6 @@ def cache_mounts_at_risk(dockerfile_text: str, client: Any | None = None) -> lis
         where = rec.mount_target
         if rec.id in lab or where is None:
             continue
-        if any(where == t or (not t.startswith("/") and where.endswith("/" + re.sub(r"^(\./)+", "", t)))
-               for t in targets):
+        if any(_target_matches(where, t) for t in targets):
             at_risk.append(rec)
     return at_risk

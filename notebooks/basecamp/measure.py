@@ -4,7 +4,8 @@ Every notebook and the benchmark (`python -m basecamp bench`) measure a step wit
 so every number in the series comes from the same protocol:
 
 - **cold**: no layer cache for this step (`--no-cache`) and empty cache mounts. The BuildKit
-  cache-mount records the lab created are pruned first (`basecamp.buildcache`); `--no-cache` also
+  cache-mount records the lab created for *this Dockerfile's* mounts are pruned first
+  (`basecamp.buildcache`; another step's cache mounts stay as they are); `--no-cache` also
   makes BuildKit release the cache mounts the build uses (moby/buildkit#1092), so a cache mount
   of *yours* with the same id would go too: the measurement refuses to start instead
   (`buildcache.cache_mounts_at_risk`). The base image must already be in the engine: pulling it
@@ -537,7 +538,7 @@ class _Session:
         tag = self.project.image_tag(self.step, f"measure-{label}")
         old = self._image_id(tag)
         shown = self._display()
-        with buildcache.track(note=tag, client=self.client) as tracking:
+        with buildcache.track(note=tag, client=self.client, dockerfile_text=self.dockerfile.read_text()) as tracking:
             result = build(self.dockerfile, self.app.path, tag, target=self.target, no_cache=no_cache,
                            labels={STEP_LABEL: self.step, PROJECT_LABEL: self.project.name}, display=shown)
         _drop_superseded(self.client, old, result.image_id)
@@ -668,8 +669,10 @@ def measure_step(
                         "them (`docker builder prune --filter id=<ID>`); if a lab build made them outside a "
                         "measurement, declare them the lab's (`basecamp.buildcache.adopt([<ID>, ...])`); "
                         "or measure without the cold scenario")
-                buildcache.prune_lab_cache_mounts(session.client)
-                left = buildcache.remaining_lab_cache_mounts(session.client)
+                # this Dockerfile's cache mounts only: another step's stay as an earlier notebook left them
+                text = session.dockerfile.read_text()
+                buildcache.prune_lab_cache_mounts(session.client, dockerfile_text=text)
+                left = buildcache.remaining_lab_cache_mounts(session.client, dockerfile_text=text)
                 if left:
                     raise LabError(f"{name}: could not empty the lab's cache mounts before a cold build "
                                    f"(in use by another build?): {', '.join(r.id for r in left)}")

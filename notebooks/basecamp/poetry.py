@@ -56,3 +56,45 @@ def check_lock(project: Path | None = None) -> str:
     if proc.returncode != 0:
         raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr, "run `poetry lock` with the pinned Poetry")
     return proc.stdout.strip()
+
+
+@dataclass(frozen=True)
+class GroupSelection:
+    """What `poetry show <flags>` selects from a project's lock: the packages an install with those
+    group flags would put in the venv, or Poetry's refusal."""
+
+    flags: tuple[str, ...]
+    #: Distribution names, as the lock spells them, in Poetry's order (empty when Poetry refused).
+    packages: tuple[str, ...]
+    #: Poetry's message when it refused the flags ("" when it did not).
+    error: str = ""
+
+    @property
+    def command(self) -> str:
+        return " ".join(["poetry", "show", *self.flags])
+
+    def summary(self) -> str:
+        if self.error:
+            return f"{self.command}: refused: {self.error}"
+        return f"{self.command}: {len(self.packages)} packages"
+
+
+def select_groups(project: Path, *flags: str) -> GroupSelection:
+    """`poetry show <flags>` on `project` (e.g. "--only", "main"): which locked packages those flags select.
+
+    `poetry install` takes the same group flags (`--with`, `--without`, `--only`), so this shows
+    what an install would select without installing anything. It reads pyproject.toml and
+    poetry.lock only (POETRY_VIRTUALENVS_CREATE=false: no environment is made anywhere).
+    """
+    from basecamp.index import poetry_env
+
+    cmd = [str(find_poetry()), "show", "--no-ansi", "--directory", str(project), *flags]
+    env = {**os.environ, **poetry_env(), "POETRY_VIRTUALENVS_CREATE": "false", "POETRY_NO_INTERACTION": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    if proc.returncode != 0:
+        message = " ".join((proc.stderr or proc.stdout).split())
+        if not message:
+            raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr)
+        return GroupSelection(flags=tuple(flags), packages=(), error=message)
+    names = tuple(line.split()[0] for line in proc.stdout.splitlines() if line.strip())
+    return GroupSelection(flags=tuple(flags), packages=names)

@@ -385,3 +385,51 @@ def test_a_busy_disk_usage_endpoint_is_waited_for(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr("time.sleep", lambda _s: None)
     assert buildcache.records(Busy()) == [] and len(calls) == 3
+
+
+# --- a cold measurement empties its own Dockerfile's cache mounts only (issue 17) ----------------------
+
+_STEP6 = "FROM x\nRUN --mount=type=cache,id=annapurna-lab-poetry,target=/tmp/poetry_cache poetry install\n"
+_STEP9 = "FROM x\nRUN --mount=type=cache,id=annapurna-lab-poetry-hardened,target=/tmp/poetry_cache poetry install\n"
+_STEP5 = "FROM x\nRUN poetry install --no-root\n"
+_NO_ID = "FROM x\nWORKDIR /app\nRUN --mount=type=cache,target=.cache/pip pip install x\n"
+
+
+def _mount(rec_id: str, target: str) -> dict[str, Any]:
+    return _rec(rec_id, desc=f"cached mount {target} from exec /bin/sh -c poetry install")
+
+
+def test_track_remembers_which_mount_a_new_record_belongs_to() -> None:
+    dk = FakeEngine([])
+    with buildcache.track(client=dk, dockerfile_text=_STEP6):
+        dk.cache.append(_mount("m6", "/tmp/poetry_cache"))
+    with buildcache.track(client=dk, dockerfile_text=_NO_ID):
+        dk.cache.append(_mount("mpip", "/app/.cache/pip"))
+    saved = json.loads(buildcache.state_file().read_text())["cache_mounts"]
+    assert saved["m6"]["mount_id"] == "annapurna-lab-poetry"
+    assert saved["mpip"]["mount_id"] == ".cache/pip", "without id=, BuildKit's id is the target"
+
+
+def test_a_cold_prune_of_a_dockerfile_without_cache_mounts_leaves_another_steps_mount() -> None:
+    dk = FakeEngine([])
+    with buildcache.track(client=dk, dockerfile_text=_STEP6):
+        dk.cache.append(_mount("m6", "/tmp/poetry_cache"))
+    with buildcache.track(client=dk, dockerfile_text=_STEP9):
+        dk.cache.append(_mount("m9", "/tmp/poetry_cache"))
+    assert buildcache.prune_lab_cache_mounts(dk, dockerfile_text=_STEP5) == 0
+    assert {r["ID"] for r in dk.cache} == {"m6", "m9"}, "step 5 has no cache mount: nothing of step 6 or 9 goes"
+    assert buildcache.remaining_lab_cache_mounts(dk, dockerfile_text=_STEP5) == []
+    # step 9 has the same target as step 6 but its own id: its cold run empties its own mount only
+    assert buildcache.prune_lab_cache_mounts(dk, dockerfile_text=_STEP9) == 1
+    assert {r["ID"] for r in dk.cache} == {"m6"}
+    assert [r.id for r in buildcache.remaining_lab_cache_mounts(dk, dockerfile_text=_STEP6)] == ["m6"]
+    assert buildcache.prune_lab_cache_mounts(dk) == 1, "without a Dockerfile (cleanup): every lab mount goes"
+    assert dk.cache == []
+
+
+def test_a_record_remembered_without_its_mount_id_goes_by_its_target() -> None:
+    dk = FakeEngine([_mount("old6", "/tmp/poetry_cache"), _mount("olduv", "/root/.cache/uv")])
+    buildcache.remember([buildcache.CacheRecord.from_api(r) for r in dk.cache])  # no Dockerfile known
+    assert buildcache.prune_lab_cache_mounts(dk, dockerfile_text=_STEP5) == 0
+    assert buildcache.prune_lab_cache_mounts(dk, dockerfile_text=_STEP6) == 1
+    assert [r["ID"] for r in dk.cache] == ["olduv"]

@@ -206,7 +206,7 @@ class FakeScratch:
 
 
 @contextlib.contextmanager
-def _tracking(note: str = "", client: Any = None) -> Iterator[Any]:
+def _tracking(note: str = "", client: Any = None, dockerfile_text: str = "") -> Iterator[Any]:
     yield buildcache.Tracking()
 
 
