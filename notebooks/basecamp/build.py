@@ -189,8 +189,9 @@ def build(
     Raises BuildError (failing step, the CLI's exit status as `returncode`, the step's own exit
     code as `.step_exit_code`, the full output as `.log`) when the build fails. Ctrl-C / kernel
     interrupt cancels the build, waits for the CLI to exit, and re-raises KeyboardInterrupt.
+    Another notebook's build or measurement on the same engine is waited for (basecamp.enginelock).
     """
-    from basecamp import buildcache, engine
+    from basecamp import enginelock
 
     dockerfile, context = Path(dockerfile), Path(context)
     if not dockerfile.is_file():
@@ -202,7 +203,17 @@ def build(
     for key in secrets or {}:
         if not _SECRET_ID.fullmatch(key):
             raise InputError(f"build: secret id {key!r} must be letters, digits, '.', '_' or '-'")
-    from basecamp import disk
+    # one build at a time on the engine: two would time each other, and can crash a 20.10 engine
+    with enginelock.exclusive(enginelock.describe(f"building {tag}")):
+        return _build_locked(dockerfile, context, tag, target, build_args, labels, no_cache, display, cache_from,
+                             secrets)
+
+
+def _build_locked(dockerfile: Path, context: Path, tag: str, target: str | None, build_args: dict[str, str] | None,
+                  labels: dict[str, str] | None, no_cache: bool, display: BuildDisplay | str | None,
+                  cache_from: list[str] | None, secrets: dict[str, str] | None) -> BuildResult:
+    """`build` once the engine is the lab's alone (see basecamp.enginelock)."""
+    from basecamp import buildcache, disk, engine
 
     disk.ensure_disk_space()
     all_labels = {**config.made_labels(), **(labels or {})}
