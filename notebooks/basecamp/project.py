@@ -214,13 +214,16 @@ class Project:
                 line, _ = _UV_NO_DEV.sub("--no-default-groups", line), done.add("uv-groups")
             if _PACKAGE_WORD.search(line):
                 out += self._package_lines(line, to_source)
+                done.add("package")
             else:
                 out.append(line)
             if _LEFTOVER.search(out[-1]):
                 raise InputError(f"{source}:{number}: `{line.strip()}` names the app in a way the lab cannot "
                                  f"adapt to project {self.name!r}")
         out_of = {pkg.source: pkg.source if to_source else pkg.name for pkg in self.layout}
-        changes = [f"{DEFAULT_PACKAGE} -> " + " ".join(s if s == d else f"{s} (to ./{d})" for s, d in out_of.items())]
+        changes = []
+        if "package" in done:
+            changes.append(f"{DEFAULT_PACKAGE} -> " + " ".join(s if s == d else f"{s} (to ./{d})" for s, d in out_of.items()))
         if "command" in done:
             changes.append(f"python -m {DEFAULT_MODULE} -> {shlex.join(self.command)}")
         if "readme" in done:
@@ -230,7 +233,9 @@ class Project:
             changes.append(f"--without dev -> --only main: the main group only{groups}")
         if "uv-groups" in done:
             changes.append(f"--no-dev -> --no-default-groups: the main dependencies only{groups}")
-        note = f"# Derived by the lab from {source} for project {self.name!r}: {'; '.join(changes)}.\n"
+        if not {"only-main", "uv-groups"} & done and self.extra_groups and "poetry install" in text:
+            changes.append(f"this step installs every group ({', '.join(self.extra_groups)} too), as written")
+        note = f"# Derived by the lab from {source} for project {self.name!r}: {'; '.join(changes) or 'unchanged'}.\n"
         return note + "".join(out)
 
     def dockerfile(self, step: str) -> Path:
