@@ -186,6 +186,25 @@ class Project:
             out.append(_PACKAGE_WORD.sub(repl, line))
         return out
 
+    def _rewrite(self, line: str, done: set[str]) -> str:
+        """`line` with the command, README, group flags rewritten; what changed goes into `done`."""
+        rules: list[tuple[str, bool, Any]] = [
+            ("readme", bool(self.readme and self.readme != DEFAULT_README) and bool(_README_WORD.search(line)),
+             lambda t: _README_WORD.sub(str(self.readme), t)),
+            ("only-main", bool(_WITHOUT_DEV.search(line)), lambda t: _WITHOUT_DEV.sub("--only main", t)),
+            ("uv-groups", "uv sync" in line and bool(_UV_NO_DEV.search(line)),
+             lambda t: _UV_NO_DEV.sub("--no-default-groups", t)),
+        ]
+        command = self._command_in(line)
+        if command is not None:
+            line = command
+            done.add("command")
+        for key, applies, rewrite in rules:
+            if applies:
+                line = rewrite(line)
+                done.add(key)
+        return line
+
     def adapt(self, text: str, source: str = "Dockerfile") -> str:
         """A step Dockerfile's text with the app's names replaced by this project's (see module doc).
 
@@ -203,15 +222,7 @@ class Project:
             if line.lstrip().startswith("#"):
                 out.append(line)
                 continue
-            command = self._command_in(line)
-            if command is not None:
-                line, _ = command, done.add("command")
-            if self.readme and self.readme != DEFAULT_README and _README_WORD.search(line):
-                line, _ = _README_WORD.sub(self.readme, line), done.add("readme")
-            if _WITHOUT_DEV.search(line):
-                line, _ = _WITHOUT_DEV.sub("--only main", line), done.add("only-main")
-            if "uv sync" in line and _UV_NO_DEV.search(line):
-                line, _ = _UV_NO_DEV.sub("--no-default-groups", line), done.add("uv-groups")
+            line = self._rewrite(line, done)
             if _PACKAGE_WORD.search(line):
                 out += self._package_lines(line, to_source)
                 done.add("package")

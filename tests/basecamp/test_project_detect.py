@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from basecamp import config
 from basecamp.errors import InputError
 from basecamp.project import HEALTH_CANDIDATES, Project, use_project

@@ -7,6 +7,7 @@ import importlib
 import socket
 import threading
 import types
+import typing
 import uuid
 
 import pytest
@@ -58,7 +59,7 @@ def test_path_must_be_absolute():
 class _Routes(http.server.BaseHTTPRequestHandler):
     """Answers from the class's ROUTES: {path: (status, body or redirect target)}; 404 elsewhere."""
 
-    ROUTES: dict = {}
+    ROUTES: typing.ClassVar[dict] = {}
 
     def do_GET(self):
         status, text = self.ROUTES.get(self.path, (404, "nope"))
