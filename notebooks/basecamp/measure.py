@@ -881,7 +881,9 @@ def format_table(rows: list[dict[str, Any]], legend: bool = True) -> str:
     head = ["step", *(DETAIL_COLUMNS * len(SCENARIOS))]
     groups = [("", 1), *((SCENARIO_TITLES[s], len(DETAIL_COLUMNS)) for s in SCENARIOS)]
     second = _aligned(head, [detail_cells(r) for r in rows], groups)
-    return "\n".join([*first, "", *second, *(["", TABLE_LEGEND] if legend else [])])
+    own = [f"{r['step']}: {r['label']}" + (f", smoke test {r['smoke']}" if r.get("smoke") else "")
+           for r in rows if r.get("dockerfile")]  # a learner's Dockerfile (basecamp.yours): say which
+    return "\n".join([*first, "", *second, *(["", TABLE_LEGEND] if legend else []), *(["", *own] if own else [])])
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
