@@ -275,7 +275,7 @@ def dockerfile_verdict(path: str | Path, *, target: str | None = None, text: str
     checks.append(_check(
         "multi-stage", "multi-stage, slim runtime", "05", multi and slim, from_ins,
         f"the runtime starts from {base}, the build tools stay behind" if multi and slim else
-        f"one stage: the build tools ship in the image ({base})" if not multi else
+        f"one stage: Poetry and whatever the install needed ship in the image ({base})" if not multi else
         f"several stages, but the runtime starts from {base}, not a slim image"))
 
     mount = next((i for i in runs if any(m.type == "cache" for m in i.mounts)), None)
