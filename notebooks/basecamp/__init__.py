@@ -45,6 +45,8 @@ _EXPORTS = {
     "compare_steps": "uvlock", "format_comparison": "uvlock", "plot_comparison": "uvlock",
     "select_groups": "poetry", "relock": "scratch",
     "use_project": "project", "example_project": "project", "Project": "project",
+    "measure_dockerfile": "yours", "dockerfile_verdict": "yours", "show_verdict": "yours",
+    "DockerfileVerdict": "yours",
 }
 _RENAMED = {"article_figure": "figure", "load_results": "load", "uv_lock": "lock", "compare_locks": "compare"}
 

@@ -58,7 +58,6 @@ from basecamp.errors import LabError
 
 CACHE_MOUNT = "exec.cachemount"
 _DESCRIPTION = re.compile(r"^cached mount (\S+) from ")
-_MOUNT_FLAG = re.compile(r"--mount=(\S+)")
 
 
 @dataclass(frozen=True)
@@ -71,31 +70,10 @@ class CacheMountSpec:
 
 def cache_mount_specs(dockerfile_text: str) -> list[CacheMountSpec]:
     """The cache mounts a Dockerfile's RUN instructions use, in order."""
-    logical: list[str] = []
-    current = ""
-    for raw in dockerfile_text.splitlines():
-        if not current and raw.lstrip().startswith("#"):
-            continue
-        line = raw.rstrip()
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        logical.append(current + line)
-        current = ""
-    if current:
-        logical.append(current)
-    specs = []
-    for line in logical:
-        if not re.match(r"\s*RUN\s", line, re.IGNORECASE):
-            continue
-        for m in _MOUNT_FLAG.finditer(line):
-            opts = dict(kv.partition("=")[::2] for kv in m[1].split(","))
-            if opts.get("type") != "cache":
-                continue
-            target = opts.get("target") or opts.get("dst") or opts.get("destination") or ""
-            if target:
-                specs.append(CacheMountSpec(target=target, id=opts.get("id") or None))
-    return specs
+    from basecamp.dockerparse import parse
+
+    return [CacheMountSpec(target=m.target, id=m.id) for ins in parse(dockerfile_text).instructions
+            if ins.keyword == "RUN" for m in ins.mounts if m.type == "cache" and m.target]
 
 
 @dataclass(frozen=True)

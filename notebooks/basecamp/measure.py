@@ -35,8 +35,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
-import shlex
 import statistics
 import time
 import uuid
@@ -65,6 +63,8 @@ SCENARIOS = ("cold", "code-change", "dependency-change")
 IMAGE_SCENARIO = "image"
 #: Written last by `measure_step`: a measurement without it was interrupted or failed part-way.
 DONE_SCENARIO = "done"
+#: The record of a smoke test run on the measured image (basecamp.yours): `ok`, and its line in `note`.
+SMOKE_SCENARIO = "smoke"
 #: Steps whose whole protocol is smaller than SCENARIOS (the anti-pattern only has a size to show).
 PROTOCOL: dict[str, tuple[str, ...]] = {"03b-cache-deleted-later": ("cold",)}
 
@@ -194,6 +194,10 @@ class ScenarioStats:
                 f"{self.cached} cached, {self.ran} ran{dl}")
 
 
+def _smoke_cell(ok: bool | None) -> str:
+    return "" if ok is None else ("ok" if ok else "failed")
+
+
 def _key(scenario: str) -> str:
     return scenario.replace("-", "_")
 
@@ -214,17 +218,28 @@ class StepMeasurement:
     measurement: str = ""
     #: The project measured (basecamp.project): "annapurna" for the repo's own app.
     project: str = "annapurna"
+    #: The learner's own Dockerfile measured (basecamp.yours); "" for a step.
+    dockerfile: str = ""
+    #: Its smoke test after the measurement passed (True), failed (False), or was not run (None).
+    smoke_ok: bool | None = None
+
+    @property
+    def label(self) -> str:
+        """What the row is: the step's name, or "your Dockerfile (<file>)"."""
+        return f"your Dockerfile ({Path(self.dockerfile).name})" if self.dockerfile else self.step
 
     def row(self) -> dict[str, Any]:
         """One flat dict (numbers, and a few formatted cells) for tables and CSV.
 
-        Keys: step, project, base, builder, target, repeats, size_bytes, size, compressed_bytes, gzipped,
+        Keys: step, label (the step, or "your Dockerfile (<file>)"), smoke ("ok", "failed", "" when not
+        run), dockerfile ("" for a step), project, base, builder, target, repeats, size_bytes, size, compressed_bytes, gzipped,
         then for each scenario (underscored: cold, code_change, dependency_change): <s>_median_s,
         <s>_min_s, <s>_max_s, <s>_spread_s, <s>_runs, <s>_cached, <s>_ran, <s>_downloads and <s>
         (the formatted timing). Scenarios not measured have None / "" there, so rows line up.
         """
         row: dict[str, Any] = {
-            "step": self.step, "project": self.project, "base": self.base, "builder": self.builder, "target": self.target or "",
+            "step": self.step, "label": self.label, "smoke": _smoke_cell(self.smoke_ok),
+            "dockerfile": self.dockerfile, "project": self.project, "base": self.base, "builder": self.builder, "target": self.target or "",
             "repeats": self.repeats, "size_bytes": self.image.size_bytes, "size": fmt_bytes(self.image.size_bytes),
             "compressed_bytes": self.image.compressed_bytes, "gzipped": fmt_bytes(self.image.compressed_bytes),
         }
@@ -268,26 +283,12 @@ def copy_sources(step: Step) -> list[str] | None:
 
     None for any other step, and for `COPY --from=...` (it copies from a stage, not the context).
     """
+    from basecamp.dockerparse import parse
+
     if step.keyword not in ("COPY", "ADD"):
         return None
-    args = step.instruction.strip()[len(step.keyword):].strip()
-    flags = []
-    while args.startswith("--"):
-        flag, _, args = args.partition(" ")
-        flags.append(flag)
-        args = args.strip()
-    if any(f.startswith("--from") for f in flags):
-        return None
-    parts: list[str]
-    try:
-        parts = [str(x) for x in json.loads(args)] if args.startswith("[") else shlex.split(args)
-    except ValueError:
-        parts = args.split()
-    out = []
-    for src in parts[:-1]:
-        norm = re.sub(r"^(\./)+", "", src).rstrip("/")
-        out.append(norm if norm not in ("", ".", "*") else ".")
-    return out
+    parsed = parse(step.instruction).instructions
+    return parsed[0].sources if parsed else None
 
 
 def _copies(build: BuildResult, wanted: Callable[[str], bool]) -> list[Step]:
@@ -423,11 +424,18 @@ def target_base(step: str, target: str | None = None) -> str:
 
 def external_bases(step: str) -> list[str]:
     """The images the step's stages start from that are not stages of the same Dockerfile."""
-    from basecamp.steps import dockerfile, stages
+    from basecamp.steps import dockerfile
+
+    return external_bases_in(dockerfile(step))
+
+
+def external_bases_in(path: Path) -> list[str]:
+    """`external_bases` of any Dockerfile file."""
+    from basecamp.steps import stages
 
     named: set[str] = set()
     out: list[str] = []
-    for st in stages(dockerfile(step)):
+    for st in stages(path):
         if st.base.lower() not in named and st.base not in out and st.base.lower() != "scratch":
             out.append(st.base)
         if st.name:
@@ -476,22 +484,26 @@ def _drop_superseded(client: Any, old_id: str | None, new_id: str) -> None:
 class _Session:
     """One measure_step call: builds the step from `app`, times, tracks and records each run."""
 
-    def __init__(self, step: str, app: Scratch, target: str | None, display: BuildDisplay | str | None,
-                 log: Log, results_path: Path | None, project: Project) -> None:
+    def __init__(self, name: str, dockerfile: Path, app: Scratch, target: str | None,
+                 display: BuildDisplay | str | None, log: Log, results_path: Path | None, project: Project,
+                 *, source: str = "", missing_base: str = "run `./lab prepare` first") -> None:
         from basecamp import engine
-        from basecamp.steps import step_name
+        from basecamp.steps import base_in
 
         self.client = engine.client()
-        self.step = step_name(step)
+        #: The row's key: a step name ("01-naive"), or a learner's Dockerfile's (basecamp.yours).
+        self.step = name
         self.project = project
-        self.dockerfile = project.dockerfile(step)
+        self.dockerfile = dockerfile
+        #: The learner's Dockerfile measured ("" for a step): written into every record.
+        self.source = source
         self.app = app
         self.target = target
         self.display = display
         self.log = log
         self.results_path = results_path
-        self.base = target_base(step, target)
-        _require_bases(self.client, step)
+        self.base = base_in(dockerfile, target)
+        _require_bases(self.client, dockerfile, missing_base)
         from basecamp.uvlock import prepare_context
 
         prepare_context(app, self.dockerfile)  # a uv step's context needs a uv.lock
@@ -535,7 +547,7 @@ class _Session:
         from basecamp.project import PROJECT_LABEL
         from basecamp.steps import STEP_LABEL
 
-        tag = self.project.image_tag(self.step, f"measure-{label}")
+        tag = _measure_ref(self.step, self.project, f"measure-{label}")
         old = self._image_id(tag)
         shown = self._display()
         with buildcache.track(note=tag, client=self.client, dockerfile_text=self.dockerfile.read_text()) as tracking:
@@ -547,7 +559,7 @@ class _Session:
             from basecamp.images import inspect_image
 
             # tagged "<step>:measure" too, so later runs retagging "measure-<scenario>" never drop it
-            kept = self.project.image_tag(self.step, "measure")
+            kept = _measure_ref(self.step, self.project)
             old_kept = self._image_id(kept)
             repo, _, label = kept.rpartition(":")
             self.client.images.get(result.image_id).tag(repo, label)
@@ -584,7 +596,7 @@ class _Session:
         return run
 
     def record(self, scenario: str, run: Run | None, result: BuildResult, *, size: int | None,
-               compressed: int | None = None) -> Record:
+               compressed: int | None = None, ok: bool | None = None, note: str = "") -> Record:
         from basecamp.results import Record, record
 
         rec = Record(
@@ -593,19 +605,74 @@ class _Session:
             cached_steps=run.cached_steps if run else None, ran_steps=run.ran_steps if run else None,
             builder=result.builder, base=self.base_desc, image_id=result.image_id,
             downloads=run.downloads if run else None, run=run.index if run else None,
-            measurement=self.measurement, project=self.project.name,
+            measurement=self.measurement, project=self.project.name, dockerfile=self.source, ok=ok, note=note,
         )
         return record(rec, self.results_path)
 
+    def protocol(self, wanted: Sequence[str], n: int) -> dict[str, list[Run]]:
+        """Every scenario's runs (module docstring): cold with empty cache mounts, changes after a warm-up.
 
-def _require_bases(client: Any, step: str) -> None:
+        The engine is held for the whole protocol (basecamp.enginelock): another notebook's build
+        waits, and this one waits for another's measurement, so neither times the other.
+        """
+        from basecamp import enginelock
+
+        with enginelock.exclusive(enginelock.describe(f"measuring {self.step}")):
+            return self._protocol(wanted, n)
+
+    def _protocol(self, wanted: Sequence[str], n: int) -> dict[str, list[Run]]:
+        from basecamp import buildcache
+
+        runs: dict[str, list[Run]] = {}
+        for scenario in wanted:
+            runs[scenario] = []
+            if scenario != "cold":
+                self.warm_up()
+            for i in range(1, n + 1):
+                if scenario == "cold":
+                    at_risk = buildcache.cache_mounts_at_risk(self.dockerfile.read_text(), self.client)
+                    if at_risk:
+                        raise LabError(
+                            f"{self.step}: a cold build uses --no-cache, and BuildKit then discards every cache "
+                            "mount with the same id (moby/buildkit#1092), including these, which the lab did not "
+                            "create: " + "; ".join(f"{r.id} ({r.description})" for r in at_risk)
+                            + ". The lab never removes what it did not create. If they are yours and not needed, "
+                            "remove them (`docker builder prune --filter id=<ID>`); if a lab build made them outside "
+                            "a measurement, declare them the lab's (`basecamp.buildcache.adopt([<ID>, ...])`); "
+                            "or measure without the cold scenario")
+                    # this Dockerfile's cache mounts only: another step's stay as an earlier notebook left them
+                    text = self.dockerfile.read_text()
+                    buildcache.prune_lab_cache_mounts(self.client, dockerfile_text=text)
+                    left = buildcache.remaining_lab_cache_mounts(self.client, dockerfile_text=text)
+                    if left:
+                        raise LabError(f"{self.step}: could not empty the lab's cache mounts before a cold build "
+                                       f"(in use by another build?): {', '.join(r.id for r in left)}")
+                elif scenario == "code-change":
+                    self.app.edit_code()
+                else:
+                    self.app.change_dependency()
+                runs[scenario].append(self.run(scenario, i))
+        return runs
+
+    def finish(self, runs: dict[str, list[Run]], repeats: int, smoke_ok: bool | None = None) -> StepMeasurement:
+        """Write the "done" record (the measurement is complete) and return it."""
+        assert self.image is not None and self.image_build is not None
+        self.record(DONE_SCENARIO, None, self.image_build, size=None)
+        return StepMeasurement(
+            step=self.step, image=self.image, base=self.base_desc, builder=self.builder,
+            scenarios={s: ScenarioStats(s, r) for s, r in runs.items()}, target=self.target, repeats=repeats,
+            measurement=self.measurement, project=self.project.name, dockerfile=self.source, smoke_ok=smoke_ok,
+        )
+
+
+def _require_bases(client: Any, dockerfile: Path, fix: str) -> None:
     import docker.errors
 
-    for base in external_bases(step):
+    for base in external_bases_in(dockerfile):
         try:
             client.images.get(base)
         except docker.errors.ImageNotFound as exc:
-            raise LabError(f"the base image {base} is not in the engine: run `./lab prepare` first "
+            raise LabError(f"the base image {base} is not in the engine: {fix} "
                            "(a measurement never times a pull)") from exc
 
 
@@ -635,7 +702,6 @@ def measure_step(
     else the repo's own); its records and images are kept apart from the repo app's.
     Raises LabError when a run's cache state was not what its scenario needs.
     """
-    from basecamp import buildcache
     from basecamp.project import resolve
     from basecamp.scratch import scratch_copy
     from basecamp.steps import step_name
@@ -650,44 +716,9 @@ def measure_step(
     n = default_repeats() if repeats is None else _check_repeats(repeats)
     target = default_target(step) if target is None else target
     app = app if app is not None else scratch_copy(f"measure-{name}", project=None if project.is_default else project)
-    say: Log = log or (lambda _msg: None)
-    session = _Session(step, app, target, display, say, results_path, project)
-    runs: dict[str, list[Run]] = {}
-    for scenario in wanted:
-        runs[scenario] = []
-        if scenario != "cold":
-            session.warm_up()
-        for i in range(1, n + 1):
-            if scenario == "cold":
-                at_risk = buildcache.cache_mounts_at_risk(session.dockerfile.read_text(), session.client)
-                if at_risk:
-                    raise LabError(
-                        f"{name}: a cold build uses --no-cache, and BuildKit then discards every cache mount with "
-                        "the same id (moby/buildkit#1092), including these, which the lab did not create: "
-                        + "; ".join(f"{r.id} ({r.description})" for r in at_risk)
-                        + ". The lab never removes what it did not create. If they are yours and not needed, remove "
-                        "them (`docker builder prune --filter id=<ID>`); if a lab build made them outside a "
-                        "measurement, declare them the lab's (`basecamp.buildcache.adopt([<ID>, ...])`); "
-                        "or measure without the cold scenario")
-                # this Dockerfile's cache mounts only: another step's stay as an earlier notebook left them
-                text = session.dockerfile.read_text()
-                buildcache.prune_lab_cache_mounts(session.client, dockerfile_text=text)
-                left = buildcache.remaining_lab_cache_mounts(session.client, dockerfile_text=text)
-                if left:
-                    raise LabError(f"{name}: could not empty the lab's cache mounts before a cold build "
-                                   f"(in use by another build?): {', '.join(r.id for r in left)}")
-            elif scenario == "code-change":
-                app.edit_code()
-            else:
-                app.change_dependency()
-            runs[scenario].append(session.run(scenario, i))
-    assert session.image is not None and session.image_build is not None
-    session.record(DONE_SCENARIO, None, session.image_build, size=None)
-    return StepMeasurement(
-        step=name, image=session.image, base=session.base_desc, builder=session.builder,
-        scenarios={s: ScenarioStats(s, r) for s, r in runs.items()}, target=target, repeats=n,
-        measurement=session.measurement, project=project.name,
-    )
+    session = _Session(name, project.dockerfile(step), app, target, display, log or (lambda _msg: None),
+                       results_path, project)
+    return session.finish(session.protocol(wanted, n), n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -719,18 +750,21 @@ def _from_records(step: str, records: list[Record], project: Project | None = No
     except InputError:
         target = None
     counts = [len(v) for v in runs.values()]
+    smoke = next((r.ok for r in reversed(records) if r.scenario == SMOKE_SCENARIO), None)
     return StepMeasurement(
         step=step, image=image, base=ref_rec.base, builder=ref_rec.builder,
         scenarios={s: ScenarioStats(s, runs[s]) for s in SCENARIOS if s in runs}, target=target,
         repeats=max(counts) if counts else 0, measurement=ref_rec.measurement,
-        project=ref_rec.project or "annapurna",
+        project=ref_rec.project or "annapurna", dockerfile=ref_rec.dockerfile, smoke_ok=smoke,
     )
 
 
-def _measure_ref(step: str, project: Project | None) -> str:
+def _measure_ref(step: str, project: Project | None, label: str = "measure") -> str:
+    """annapurna-lab/<step>:<label> for the repo's app, annapurna-lab/<project>-<step>:<label> otherwise
+    (a step's name, or the key of a learner's own Dockerfile)."""
     if project is None or project.is_default:
-        return f"{config.IMAGE_REPO_PREFIX}/{step}:measure"
-    return f"{config.IMAGE_REPO_PREFIX}/{project.name}-{step}:measure"
+        return f"{config.IMAGE_REPO_PREFIX}/{step}:{label}"
+    return f"{config.IMAGE_REPO_PREFIX}/{project.name}-{step}:{label}"
 
 
 def _canonical(step: str) -> str:
@@ -860,7 +894,9 @@ def format_table(rows: list[dict[str, Any]], legend: bool = True) -> str:
     head = ["step", *(DETAIL_COLUMNS * len(SCENARIOS))]
     groups = [("", 1), *((SCENARIO_TITLES[s], len(DETAIL_COLUMNS)) for s in SCENARIOS)]
     second = _aligned(head, [detail_cells(r) for r in rows], groups)
-    return "\n".join([*first, "", *second, *(["", TABLE_LEGEND] if legend else [])])
+    own = [f"{r['step']}: {r['label']}" + (f", smoke test {r['smoke']}" if r.get("smoke") else "")
+           for r in rows if r.get("dockerfile")]  # a learner's Dockerfile (basecamp.yours): say which
+    return "\n".join([*first, "", *second, *(["", TABLE_LEGEND] if legend else []), *(["", *own] if own else [])])
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:

@@ -43,6 +43,12 @@ class Record:
     efficiency: float | None = None
     #: The project measured (basecamp.project): "annapurna" for the repo's app ("" in older records).
     project: str = ""
+    #: The learner's own Dockerfile measured (basecamp.yours), as a path; "" for a step's.
+    dockerfile: str = ""
+    #: A check's outcome (scenario "smoke": the smoke test passed), None when the record is no check.
+    ok: bool | None = None
+    #: One line about the record (scenario "smoke": the smoke test's summary).
+    note: str = ""
 
 
 def record(rec: Record, path: Path | None = None) -> Record:

@@ -226,3 +226,43 @@ def scratch_copy(name: str = "default", source: Path | None = None, *, project: 
     if (src / ".dockerignore").is_file():  # what a real `docker build` of the checkout would leave out
         shutil.copy2(src / ".dockerignore", dest / ".dockerignore")
     return Scratch(name=name, path=dest, source=src, project=project)
+
+
+def context_copy(name: str, project: Project, dockerfile: Path | None = None) -> Scratch:
+    """A fresh copy of the whole project folder, as `docker build <project>` would send it: every file
+    its .dockerignore does not exclude (matched by the Docker SDK, `docker.utils.build.exclude_paths`).
+
+    The build context for a learner's own Dockerfile (basecamp.yours), which may copy any file of the
+    project, not only the ones the steps copy. `dockerfile`, when inside the project, is always kept
+    (as `docker build` keeps it). The copy is named "<project>-<name>" and replaced each call.
+    """
+    from docker.utils.build import exclude_paths
+
+    if not _NAME.match(name):
+        raise InputError(f"scratch name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
+    src = project.root.resolve()
+    ignore = src / ".dockerignore"
+    # the Docker SDK's own reading of .dockerignore (docker.api.build): blank and `#` lines dropped
+    patterns = [p for p in (line.strip() for line in ignore.read_text().splitlines()) if p and not p.startswith("#")] \
+        if ignore.is_file() else []
+    kept_file = dockerfile.resolve() if dockerfile is not None else None
+    inside = str(kept_file.relative_to(src)) if kept_file is not None and kept_file.is_relative_to(src) else None
+    keep = exclude_paths(str(src), patterns, dockerfile=inside)
+    dest = config.SCRATCH_DIR / project.scratch_name(name)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    lab = config.LAB_HOME.resolve()
+    for rel in sorted(keep):
+        item = src / rel
+        if item.resolve() == lab or lab in item.resolve().parents:
+            continue  # the lab's own folder (scratch copies among them) is never part of a context
+        if item.is_symlink():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(item), dest / rel)
+        elif item.is_dir():
+            (dest / rel).mkdir(parents=True, exist_ok=True)
+        elif item.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(item, dest / rel)
+    return Scratch(name=dest.name, path=dest, source=src, project=None if project.is_default else project)

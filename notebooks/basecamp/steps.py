@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,8 +15,6 @@ if TYPE_CHECKING:
 
 #: Label naming the step an image was built from.
 STEP_LABEL = "org.annapurna.step"
-
-_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,9 @@ def image_tag(step: str, label: str = "latest") -> str:
 
 def parse_stages(text: str) -> list[Stage]:
     """The `FROM` lines of a Dockerfile's text, in order."""
-    return [Stage(m.group(1), m.group(2)) for m in _FROM.finditer(text)]
+    from basecamp.dockerparse import parse
+
+    return [Stage(st.base, st.name) for st in parse(text).stages]
 
 
 def stages(path: Path) -> list[Stage]:
@@ -62,7 +61,11 @@ def stages(path: Path) -> list[Stage]:
 
 def base_of(step: str, target: str | None = None) -> str:
     """The image the built stage (`target`, else the last) starts from, stage names resolved."""
-    path = dockerfile(step)
+    return base_in(dockerfile(step), target)
+
+
+def base_in(path: Path, target: str | None = None) -> str:
+    """`base_of` for any Dockerfile file (a learner's own, a project's derived copy)."""
     names: dict[str, str] = {}
     chosen = None
     for st in stages(path):

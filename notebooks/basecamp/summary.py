@@ -25,14 +25,23 @@ def summary_rows(steps: list[str] | None = None, *, project: Project | None = No
     """One row per step (basecamp.measure row format), measuring any step never measured here.
 
     `project` (basecamp.use_project): another Poetry project's rows (default: the repo's app).
+    A key "yours" (or "yours-<name>") is a learner's Dockerfile measured with `measure_dockerfile`: its
+    latest measurement is read back beside the steps (basecamp.yours).
     `measure_kwargs` go to measure_step for the steps it must measure (e.g. scenarios, repeats).
     """
-    from basecamp.measure import all_steps, latest_rows, scenarios_for
+    from basecamp.measure import all_steps, latest_rows, measured, scenarios_for
     from basecamp.steps import step_name
+    from basecamp.yours import is_own_key
 
     wanted = steps or all_steps()
     for step in wanted:
-        # the anti-pattern only has a size to show: one cold build is its whole protocol
+        if is_own_key(step):  # a learner's Dockerfile: read back, never measured here (no path to build)
+            if measured(step, project=project, scenarios=measure_kwargs.get("scenarios")) is None:
+                from basecamp.errors import InputError
+
+                raise InputError(f"{step!r} was never measured for this project: measure it first, "
+                                 "`bc.measure_dockerfile('path/to/Dockerfile', project=...)`")
+            continue
         # the anti-pattern only has a size to show: one cold build is its whole protocol
         kwargs = {**measure_kwargs, "scenarios": scenarios_for(step_name(step), measure_kwargs.get("scenarios"))}
         ensure_measured(step, project, **kwargs)
