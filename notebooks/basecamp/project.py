@@ -1,15 +1,25 @@
 """Bring your own project: run the steps and the summary on another Poetry project.
 
-`use_project(path)` reads a Poetry project folder (its pyproject.toml, poetry.lock and package)
-and returns a `Project`; `scratch_copy`, `measure_step` and `summary_rows` take `project=`
-(default: this repo's own app, so every notebook of the series is unchanged).
+`use_project(path)` reads a Poetry project folder (its pyproject.toml, poetry.lock and packages:
+basecamp.projectlayout), finds how its container starts (basecamp.projectcommand) and returns a
+`Project`; `scratch_copy`, `measure_step` and `summary_rows` take `project=` (default: this
+repo's own app, so every notebook of the series is unchanged).
 
 The step Dockerfiles stay exactly as the learners read them. They name the app's package
-(`COPY annapurna ./annapurna`) and its module (`python -m annapurna.main`); for another project
-the lab writes a derived copy of each step's Dockerfile (in LAB_HOME/projects/<name>/) with those
-two names replaced, the README name swapped when the project's differs, and `--without dev`
-dropped when the project has no dev group (Poetry 2 refuses to leave out a group that does not
-exist). Nothing else changes, and `Project.dockerfile(step)` shows what will be built.
+(`COPY annapurna ./annapurna`) and its command (`python -m annapurna.main`); for another project
+the lab writes a derived copy of each step's Dockerfile (in LAB_HOME/projects/<name>/) where:
+- each COPY of the package becomes one COPY per package of the project. A package from `src/`
+  goes to `src/<pkg>` in a Dockerfile that installs the project itself (a `poetry install`
+  without `--no-root`: Poetry installs it from where pyproject.toml says it is), and to
+  `<pkg>` in the others (they install dependencies only, and run the code from the working
+  directory, where `<pkg>` imports);
+- the ENTRYPOINT's `python -m annapurna.main` becomes the project's command (after
+  `poetry run` in steps 1-4; with step 9's absolute `/app/.venv/bin/` prefix on its program);
+- `--without dev` becomes `--only main`, and uv's `--no-dev` becomes `--no-default-groups`:
+  the runtime venv gets the main dependencies only, whatever the other groups are called
+  (`--without dev` leaves out the group named dev and nothing else);
+- the README name is swapped when the project's differs.
+Nothing else changes, and `Project.dockerfile(step)` shows what will be built.
 
 Results and images are kept apart: records carry the project's name (`Record.project`) and
 images are tagged annapurna-lab/<project>-<step>:<label> (the repo's app keeps annapurna-lab/<step>).
@@ -18,17 +28,21 @@ images are tagged annapurna-lab/<project>-<step>:<label> (the repo's app keeps a
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import shlex
 import shutil
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Final
 
 from basecamp import config
 from basecamp.errors import CommandError, InputError
+from basecamp.projectlayout import Package, read_layout, read_lock, relock_command
 
 if TYPE_CHECKING:
     from basecamp.smoke import SmokeResult
@@ -40,37 +54,62 @@ DEFAULT_NAME = "annapurna"
 DEFAULT_PACKAGE = "annapurna"
 DEFAULT_MODULE = "annapurna.main"
 DEFAULT_README = "README.md"
+#: `use_project(health_path=AUTO_HEALTH)` (the default): try HEALTH_CANDIDATES in order.
+AUTO_HEALTH: Final = "auto"
+HEALTH_CANDIDATES = ("/health", "/healthz", "/", "/docs")
 
 _KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,40}$")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: The package name as a word of an instruction: not part of `annapurna-lab-poetry`, `org.annapurna.*`.
 _PACKAGE_WORD = re.compile(rf"(?<![\w.-]){DEFAULT_PACKAGE}(?![\w.-])")
-_MODULE_WORD = re.compile(rf"(?<![\w.-]){re.escape(DEFAULT_MODULE)}(?![\w.-])")
 #: Anything left naming the app after the rewrite (then the lab cannot adapt the step).
 _LEFTOVER = re.compile(rf"(?<![\w.-]){DEFAULT_PACKAGE}(?![\w-])")
 _README_WORD = re.compile(rf"(?<![\w.-]){re.escape(DEFAULT_README)}(?![\w.-])")
-_WITHOUT_DEV = re.compile(r"\s--without[ =]dev(?![\w,-])")
+_WITHOUT_DEV = re.compile(r"(?<=\s)--without[ =]dev(?![\w,-])")
+_UV_NO_DEV = re.compile(r"(?<=\s)--no-dev(?![\w-])")
+_EXEC_FORM = re.compile(r"^(\s*(?:ENTRYPOINT|CMD)\s+)(\[.*\])(\s*)$", re.DOTALL)
+_POETRY_INSTALL = re.compile(r"poetry install\b[^&|;\n]*")
 
 
 @dataclass(frozen=True)
 class Project:
     """A Poetry project the lab can build with the step Dockerfiles.
 
-    `name`: what results and image tags carry (the repo's app: "annapurna"). `packages`: the
-    package folders, relative to `root`, that the Dockerfiles copy. `module`: what
-    `python -m` runs. `health_path`: the URL path the smoke test polls on `port`; None for an
-    app without HTTP, whose smoke test runs the image and wants exit code 0.
+    `name`: what results and image tags carry (the repo's app: "annapurna"). `layout`: its
+    packages, each with where it sits (`source`, e.g. "src/pkg") and its import name.
+    `command`: what the container runs (exec form, without `poetry run`), `command_reason` why.
+    `module`: the module whose code the command runs (a simulated code change edits it).
+    `health_paths`: the URL paths the smoke test tries on `port`, in order (empty: an app
+    without HTTP, whose smoke test runs the image and wants exit code 0). `extra_groups`: every
+    dependency group besides main (none of them goes into a runtime image). `package_mode`:
+    False for `package-mode = false` (no root package to install).
     """
 
     name: str
     root: Path
-    packages: tuple[str, ...]
+    layout: tuple[Package, ...]
     module: str
     readme: str | None
-    has_dev_group: bool
+    command: tuple[str, ...]
+    command_reason: str = ""
+    health_paths: tuple[str, ...] = ("/health",)
+    extra_groups: tuple[str, ...] = ()
     port: int = 8000
-    health_path: str | None = "/health"
+    package_mode: bool = True
     is_default: bool = False
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """The package folders (or modules), relative to `root`, that the Dockerfiles copy."""
+        return tuple(p.source for p in self.layout)
+
+    @property
+    def health_path(self) -> str | None:
+        """The first path the smoke test tries (None: no HTTP)."""
+        return self.health_paths[0] if self.health_paths else None
+
+    @property
+    def has_dev_group(self) -> bool:
+        return "dev" in self.extra_groups
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -81,9 +120,24 @@ class Project:
 
     @property
     def code_file(self) -> str:
-        """The file a simulated code change appends to: the module `python -m` runs."""
-        path = self.module.replace(".", "/")
-        return f"{path}/__main__.py" if (self.root / path).is_dir() else f"{path}.py"
+        """The file a simulated code change appends to: the module the command runs (else a file of the code)."""
+        from basecamp.projectcommand import module_file
+
+        found = module_file(self.root, self.layout, self.module)
+        if found is not None:
+            return found
+        first = self.layout[0]
+        if first.is_module:
+            return first.source
+        files = sorted(self.root.joinpath(first.source).rglob("*.py"))
+        return str(files[0].relative_to(self.root)) if files else f"{first.source}/__init__.py"
+
+    def describe(self) -> str:
+        """One line: what the container runs and why, and what the smoke test asks."""
+        health = (f"the smoke test asks {', '.join(self.health_paths)} on port {self.port}"
+                  + (" (the first to answer 2xx counts)" if len(self.health_paths) > 1 else "")
+                  if self.health_paths else "no HTTP: the smoke test wants the app to exit 0")
+        return f"{self.name}: {self.command_reason}. Command: {json.dumps(list(self.command))}; {health}."
 
     def image_tag(self, step: str, label: str = "latest") -> str:
         """annapurna-lab/<step>:<label> for the repo's app, annapurna-lab/<name>-<step>:<label> otherwise."""
@@ -97,6 +151,41 @@ class Project:
         """A scratch-copy name that cannot collide with the repo app's (or another project's)."""
         return name if self.is_default else f"{self.name}-{name}"
 
+    def _command_in(self, line: str) -> str | None:
+        """`line` with the exec-form `python -m annapurna.main` replaced by the project's command, or None."""
+        m = _EXEC_FORM.match(line)
+        if m is None:
+            return None
+        try:
+            argv = json.loads(m[2])
+        except json.JSONDecodeError:
+            return None
+        for i in range(len(argv) - 2):
+            if argv[i + 1:i + 3] == ["-m", DEFAULT_MODULE] and PurePosixPath(argv[i]).name.startswith("python"):
+                command = list(self.command)
+                if "/" in argv[i] and "/" not in command[0]:  # step 9: the venv's programs by absolute path
+                    command[0] = f"{PurePosixPath(argv[i]).parent}/{command[0]}"
+                argv[i:i + 3] = command
+                return f"{m[1]}{json.dumps(argv)}{m[3]}"
+        return None
+
+    def _package_lines(self, line: str, to_source: bool) -> list[str]:
+        """One line per package for a line naming the app's package (`COPY annapurna ./annapurna`)."""
+        out = []
+        copies_context = re.match(r"\s*(COPY|ADD)\s", line) is not None and "--from" not in line
+        for pkg in self.layout:
+            dest = pkg.source if to_source else (f"{pkg.name}.py" if pkg.is_module else pkg.name)
+            first = [copies_context]
+
+            def repl(_: re.Match[str], pkg: Package = pkg, dest: str = dest, first: list[bool] = first) -> str:
+                if first[0]:  # the COPY's source: where the package sits in the build context
+                    first[0] = False
+                    return pkg.source
+                return dest
+
+            out.append(_PACKAGE_WORD.sub(repl, line))
+        return out
+
     def adapt(self, text: str, source: str = "Dockerfile") -> str:
         """A step Dockerfile's text with the app's names replaced by this project's (see module doc).
 
@@ -105,29 +194,42 @@ class Project:
         """
         if self.is_default:
             return text
+        installs_root = any("--no-root" not in m[0] for m in _POETRY_INSTALL.finditer(
+            "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))))
+        to_source = installs_root and self.package_mode
         out: list[str] = []
+        done: set[str] = set()
         for number, line in enumerate(text.splitlines(keepends=True), 1):
             if line.lstrip().startswith("#"):
                 out.append(line)
                 continue
-            line = _MODULE_WORD.sub(self.module, line)
-            if self.readme and self.readme != DEFAULT_README:
-                line = _README_WORD.sub(self.readme, line)
-            if not self.has_dev_group:
-                line = _WITHOUT_DEV.sub("", line)
+            command = self._command_in(line)
+            if command is not None:
+                line, _ = command, done.add("command")
+            if self.readme and self.readme != DEFAULT_README and _README_WORD.search(line):
+                line, _ = _README_WORD.sub(self.readme, line), done.add("readme")
+            if _WITHOUT_DEV.search(line):
+                line, _ = _WITHOUT_DEV.sub("--only main", line), done.add("only-main")
+            if "uv sync" in line and _UV_NO_DEV.search(line):
+                line, _ = _UV_NO_DEV.sub("--no-default-groups", line), done.add("uv-groups")
             if _PACKAGE_WORD.search(line):
-                # one instruction per package: `COPY annapurna ./annapurna` -> `COPY a ./a`, `COPY b ./b`
-                out += [_PACKAGE_WORD.sub(pkg, line) for pkg in self.packages]
+                out += self._package_lines(line, to_source)
             else:
                 out.append(line)
             if _LEFTOVER.search(out[-1]):
                 raise InputError(f"{source}:{number}: `{line.strip()}` names the app in a way the lab cannot "
                                  f"adapt to project {self.name!r}")
-        changes = [f"{DEFAULT_PACKAGE} -> {' '.join(self.packages)}", f"{DEFAULT_MODULE} -> {self.module}"]
-        if self.readme and self.readme != DEFAULT_README:
+        out_of = {pkg.source: pkg.source if to_source else pkg.name for pkg in self.layout}
+        changes = [f"{DEFAULT_PACKAGE} -> " + " ".join(s if s == d else f"{s} (to ./{d})" for s, d in out_of.items())]
+        if "command" in done:
+            changes.append(f"python -m {DEFAULT_MODULE} -> {shlex.join(self.command)}")
+        if "readme" in done:
             changes.append(f"{DEFAULT_README} -> {self.readme}")
-        if not self.has_dev_group:
-            changes.append("--without dev dropped (the project has no dev group)")
+        groups = f" (leaves out {', '.join(self.extra_groups)})" if self.extra_groups else ""
+        if "only-main" in done:
+            changes.append(f"--without dev -> --only main: the main group only{groups}")
+        if "uv-groups" in done:
+            changes.append(f"--no-dev -> --no-default-groups: the main dependencies only{groups}")
         note = f"# Derived by the lab from {source} for project {self.name!r}: {'; '.join(changes)}.\n"
         return note + "".join(out)
 
@@ -146,11 +248,12 @@ class Project:
         return path
 
     def smoke_test(self, image: str, *, timeout_s: float = 60) -> SmokeResult:
-        """The project's smoke test: GET `health_path` on `port`, or, without HTTP, run it and want exit 0."""
+        """The project's smoke test: GET `health_paths` on `port` (the first 2xx wins), or, without HTTP,
+        run the image and want exit 0."""
         from basecamp.smoke import SmokeResult, smoke_test
 
-        if self.health_path is not None:
-            return smoke_test(image, port=self.port, path=self.health_path, timeout_s=timeout_s)
+        if self.health_paths:
+            return smoke_test(image, port=self.port, paths=self.health_paths, timeout_s=timeout_s)
         t0 = time.perf_counter()
         code, logs = _run_to_exit(image, timeout_s)
         ok = code == 0
@@ -187,8 +290,12 @@ def _run_to_exit(image: str, timeout_s: float) -> tuple[int | None, str]:
 @cache
 def default_project() -> Project:
     """The repo's own app: annapurna/, `python -m annapurna.main`, /health on 8000."""
-    return Project(name=DEFAULT_NAME, root=config.REPO_ROOT, packages=(DEFAULT_PACKAGE,), module=DEFAULT_MODULE,
-                   readme=DEFAULT_README, has_dev_group=True, is_default=True)
+    from basecamp.projectlayout import extra_groups
+
+    groups = extra_groups(tomllib.loads((config.REPO_ROOT / "pyproject.toml").read_text()))
+    return Project(name=DEFAULT_NAME, root=config.REPO_ROOT, layout=(Package(DEFAULT_PACKAGE, DEFAULT_PACKAGE),),
+                   module=DEFAULT_MODULE, readme=DEFAULT_README, command=("python", "-m", DEFAULT_MODULE),
+                   command_reason="the step Dockerfiles' own command", extra_groups=groups, is_default=True)
 
 
 def resolve(project: Project | None) -> Project:
@@ -200,109 +307,75 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _packages(root: Path, data: dict[str, Any], name: str) -> tuple[str, ...]:
-    """The package folders: [tool.poetry].packages (`include`, no `from`), else the name's folder."""
-    declared = data.get("tool", {}).get("poetry", {}).get("packages")
-    if declared is None:
-        guess = name.replace("-", "_").replace(".", "_")
-        if (root / "src" / guess).is_dir() and not (root / guess).is_dir():
-            raise InputError(f"{root}: a src/ layout ({root / 'src' / guess}) is not supported: the runtime steps "
-                             "run `python -m` from the folder the package is copied to; move it to the top level")
-        declared = [{"include": guess}]
-    found: list[str] = []
-    for entry in declared:
-        include = str(entry.get("include", "")) if isinstance(entry, dict) else ""
-        if isinstance(entry, dict) and entry.get("from"):
-            raise InputError(f"{root}: package {include!r} comes `from` {entry['from']!r}; the lab supports "
-                             "top-level packages only (the runtime steps run `python -m` next to them)")
-        if not _IDENT.match(include):
-            raise InputError(f"{root}: package entry {entry!r} in [tool.poetry].packages: the lab needs a plain "
-                             "package folder name (no globs, no paths)")
-        if not (root / include).is_dir():
-            raise InputError(f"{root}: no package folder {include}/ (pyproject.toml names it)")
-        found.append(include)
-    if not found:
-        raise InputError(f"{root}: pyproject.toml declares no package")
-    return tuple(found)
-
-
-def _has_dev_group(data: dict[str, Any]) -> bool:
-    groups = data.get("tool", {}).get("poetry", {}).get("group", {})
-    return "dev" in groups or "dev" in data.get("dependency-groups", {}) or \
-        "dev-dependencies" in data.get("tool", {}).get("poetry", {})
-
-
-def _module(root: Path, packages: tuple[str, ...], module: str | None) -> str:
-    if module is not None:
-        if not all(_IDENT.match(part) for part in module.split(".")):
-            raise InputError(f"module {module!r}: write a dotted module name, e.g. 'my_app.main'")
-        path = root / module.replace(".", "/")
-        if not (path.with_suffix(".py").is_file() or (path / "__main__.py").is_file()):
-            raise InputError(f"{root}: module {module!r} not found (no {path.with_suffix('.py').name} "
-                             f"or {module.replace('.', '/')}/__main__.py)")
-        return module
-    for pkg in packages:
-        if (root / pkg / "main.py").is_file():
-            return f"{pkg}.main"
-        if (root / pkg / "__main__.py").is_file():
-            return pkg
-    raise InputError(f"{root}: no {packages[0]}/main.py or {packages[0]}/__main__.py to run: "
-                     "pass module='your_package.your_module' (what `python -m` should run)")
-
-
 def use_project(
     path: str | Path,
     *,
+    command: Sequence[str] | None = None,
     module: str | None = None,
     port: int = 8000,
-    health_path: str | None = "/health",
+    health_path: str | None = AUTO_HEALTH,
     name: str | None = None,
     check_lock: bool = True,
 ) -> Project:
-    """Read the Poetry project at `path` and check the lab can build it.
+    """Read the Poetry project at `path`, find how it starts, check the lab can build it; print what was chosen.
 
-    It needs pyproject.toml, poetry.lock and a top-level package folder. `module` is what
-    `python -m` runs (default: <package>.main, else the package's __main__). The app must serve
-    HTTP 200 at `health_path` on `port` (0.0.0.0) — or pass health_path=None for an app that
-    just runs and exits 0. `name` (default: the project's name) keys its results and image tags.
-    With `check_lock`, `poetry check --lock` must pass: the lock matches pyproject.toml.
+    It needs pyproject.toml and poetry.lock, and its code: packages as Poetry finds them (flat,
+    namespace, `src/`, several) or, with `package-mode = false`, the top-level code folders and
+    modules. `command`: what the container runs (exec form, e.g. ["uvicorn", "pkg.main:app",
+    "--host", "0.0.0.0", "--port", "8000"]); `module`: shorthand for ["python", "-m", module];
+    neither: found by the rules of basecamp.projectcommand. The app must answer HTTP 2xx on `port`
+    (0.0.0.0) at `health_path`; by default (AUTO_HEALTH) the smoke test tries /health, /healthz, /,
+    /docs and the first 2xx counts; health_path=None for an app that just runs and exits 0.
+    `name` (default: the project's name) keys its results and image tags. With `check_lock`,
+    poetry.lock must be one the pinned Poetry reads and `poetry check --lock` must pass.
     """
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
-    if root == config.REPO_ROOT.resolve() and module is None and name is None:
+    if root == config.REPO_ROOT.resolve() and module is None and name is None and command is None:
         return default_project()
     missing = [f for f in ("pyproject.toml", "poetry.lock") if not (root / f).is_file()]
     if missing:
-        hint = " (run `poetry lock` with the pinned Poetry)" if missing == ["poetry.lock"] else ""
+        hint = f" (run `{relock_command(root)}`)" if missing == ["poetry.lock"] else ""
         raise InputError(f"{root} is not a Poetry project the lab can build: missing {', '.join(missing)}{hint}")
     try:
         data = tomllib.loads((root / "pyproject.toml").read_text())
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{root / 'pyproject.toml'} is not valid TOML: {exc}") from exc
-    declared = data.get("project", {}).get("name") or data.get("tool", {}).get("poetry", {}).get("name")
-    if not declared:
-        raise InputError(f"{root / 'pyproject.toml'}: no name in [project] (or [tool.poetry])")
-    key = _normalized(name or str(declared))
+    lock: dict[str, Any] = {}
+    if check_lock:
+        lock = read_lock(root)
+    else:
+        try:
+            lock = read_lock(root)
+        except InputError:
+            pass
+    layout = read_layout(root, data, lock)
+    key = _normalized(name or layout.name)
     if not _KEY.match(key):
         raise InputError(f"project name {key!r}: use lower-case letters, digits, '.', '_' or '-' (40 at most)")
     if key == DEFAULT_NAME:
         # another folder with the app's name: keep its results and images apart from the repo's
         key = f"{key}-{hashlib.sha256(str(root).encode()).hexdigest()[:6]}"
-    packages = _packages(root, data, str(declared))
-    readme = data.get("project", {}).get("readme") or data.get("tool", {}).get("poetry", {}).get("readme")
-    if isinstance(readme, dict):
-        readme = readme.get("file")
-    if readme is not None and not (root / str(readme)).is_file():
-        raise InputError(f"{root}: pyproject.toml names the readme {readme!r}, which is missing")
     if not 0 < port < 65536:
         raise InputError(f"port {port}: use 1-65535")
-    if health_path is not None and not health_path.startswith("/"):
+    if health_path is not None and health_path != AUTO_HEALTH and not health_path.startswith("/"):
         raise InputError(f"health_path {health_path!r}: must start with '/' (or None for an app without HTTP)")
+    health_paths = HEALTH_CANDIDATES if health_path == AUTO_HEALTH else (health_path,) if health_path else ()
+    from basecamp import projectcommand
+
+    if command is not None and module is not None:
+        raise InputError("use_project: pass `command` or `module`, not both (module='x' is command=['python', '-m', 'x'])")
+    if command is not None:
+        found = projectcommand.given(root, layout, command)
+    elif module is not None:
+        found = projectcommand.from_module(root, layout, module)
+    else:
+        found = projectcommand.detect(root, layout, port)
     project = Project(
-        name=key, root=root, packages=packages, module=_module(root, packages, module),
-        readme=str(readme) if readme else None, has_dev_group=_has_dev_group(data), port=port,
-        health_path=health_path,
+        name=key, root=root, layout=layout.packages, module=found.module, readme=layout.readme,
+        command=found.argv, command_reason=found.reason, health_paths=health_paths,
+        extra_groups=layout.extra_groups, port=port, package_mode=layout.package_mode,
     )
     if check_lock:
         from basecamp.poetry import check_lock as poetry_check_lock
@@ -310,9 +383,10 @@ def use_project(
         try:
             poetry_check_lock(root)
         except CommandError as exc:
-            raise InputError(f"{root}: poetry.lock does not match pyproject.toml (`poetry check --lock` "
-                             f"failed): relock it with the pinned Poetry (`poetry lock --directory {root}`). "
-                             f"{exc}") from exc
+            raise InputError(f"{root}: the pinned Poetry cannot use this poetry.lock (`poetry check --lock` "
+                             f"failed: it does not match pyproject.toml, or Poetry cannot read it): relock it: "
+                             f"`{relock_command(root)}`. {exc}") from exc
+    print(project.describe())
     return project
 
 

@@ -1,6 +1,12 @@
 """Does the built image actually serve? Run it, ask its health endpoint, always clean up.
 
-`smoke_test` never raises for a broken app: a container that exits early, or never answers 200
+`smoke_test(image, paths=[...])` asks each path in turn, round after round, until one answers
+2xx (redirects are followed, so a `/` that redirects to `/docs` counts when `/docs` answers 200);
+`SmokeResult.path` records which one did. A 3xx that leads nowhere, a 404 (even on every path),
+or any other status is not proof the app works: the smoke test goes on asking until it times
+out, and the error lists the last answer of each path (pass the path your app serves then).
+
+`smoke_test` never raises for a broken app: a container that exits early, or never answers 2xx
 before the timeout, gives `ok=False` with the reason (`error`), its exit code and its last log
 lines, so a notebook can show what went wrong. It raises InputError for a missing image and
 LabError when the engine refuses to create or start the container at all.
@@ -12,6 +18,7 @@ import http.client
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +37,7 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass
 class SmokeResult:
-    """One smoke test. `seconds_to_ready`: from container start to the first HTTP 200 (or giving up)."""
+    """One smoke test. `seconds_to_ready`: from container start to the first HTTP 2xx (or giving up)."""
 
     image: str
     ok: bool
@@ -44,11 +51,22 @@ class SmokeResult:
     #: The container's exit code, when it exited on its own.
     exit_code: int | None = None
     url: str = ""
+    #: The path that answered 2xx ("" when none did, or for an app without HTTP).
+    path: str = ""
+    #: The paths asked, in order.
+    tried: tuple[str, ...] = ()
 
     def summary(self) -> str:
+        if self.ok and self.status is None:
+            return f"{self.image}: ran and exited 0 after {self.seconds_to_ready:.1f} s"
         if self.ok:
-            return (f"{self.image}: HTTP {self.status} from {self.url} after {self.seconds_to_ready:.1f} s"
-                    f" — {self.body[:80]!r}")
+            which = ""
+            if len(self.tried) > 1 and self.path in self.tried:
+                before = self.tried[: self.tried.index(self.path)]
+                which = (f" (asked {', '.join(before)} first: no 2xx)" if before
+                         else f" (the first of {', '.join(self.tried)})")
+            return (f"{self.image}: HTTP {self.status} from {self.path or self.url}{which} after "
+                    f"{self.seconds_to_ready:.1f} s — {self.body[:80]!r}")
         return f"{self.image}: NOT OK ({self.error}) after {self.seconds_to_ready:.1f} s"
 
 
@@ -96,9 +114,11 @@ def smoke_test(
     path: str = "/health",
     command: list[str] | None = None,
     environment: dict[str, str] | None = None,
+    paths: Sequence[str] | None = None,
 ) -> SmokeResult:
-    """Run `image` detached, publish `port` on 127.0.0.1 (random host port), GET `path` until 200.
+    """Run `image` detached, publish `port` on 127.0.0.1 (random host port), GET `path` until 2xx.
 
+    `paths` (instead of `path`): ask each in order, every round; the first 2xx wins (module doc).
     The container carries the lab label and is removed afterwards whatever happens (including
     Ctrl-C / kernel interrupt).
     """
@@ -106,8 +126,12 @@ def smoke_test(
 
     from basecamp import engine
 
-    if not path.startswith("/"):
-        raise InputError(f"smoke_test: path {path!r} must start with '/'")
+    asked = tuple(paths) if paths is not None else (path,)
+    if not asked or isinstance(paths, str):
+        raise InputError(f"smoke_test: paths {paths!r}: give a list of paths, e.g. ['/health', '/']")
+    for p in asked:
+        if not p.startswith("/"):
+            raise InputError(f"smoke_test: path {p!r} must start with '/'")
     dk = engine.client()
     try:
         dk.images.get(image)
@@ -121,30 +145,40 @@ def smoke_test(
     except docker.errors.APIError as exc:
         raise LabError(f"smoke_test: the engine could not start {image}: {exc}") from exc
     host_port: int | None = None
-    url = ""
+    base = ""
     answer = _Answer(None, "")
+    last: dict[str, _Answer] = {}
+
+    def result(ok: bool, status: int | None, body: str, error: str = "", code: int | None = None,
+               answered: str = "") -> SmokeResult:
+        url = f"{base}{answered or asked[0]}" if base else ""
+        return SmokeResult(image, ok, status, body, time.perf_counter() - t0, host_port, _logs(container), error,
+                           code, url, answered, asked)
+
     try:
         t0 = time.perf_counter()
         deadline = t0 + timeout_s
         while True:
             if host_port is None:
                 host_port = _host_port(container, port)
-                url = f"http://127.0.0.1:{host_port}{path}" if host_port else ""
+                base = f"http://127.0.0.1:{host_port}" if host_port else ""
             else:
                 container.reload()
             if container.status in ("exited", "dead"):
                 code = container.attrs.get("State", {}).get("ExitCode")
-                return SmokeResult(image, False, answer.status, answer.body, time.perf_counter() - t0, host_port,
-                                   _logs(container), f"the container exited early (exit code {code})", code, url)
-            if url:
-                answer = _get(url)
-                if answer.status == 200:
-                    return SmokeResult(image, True, 200, answer.body, time.perf_counter() - t0, host_port,
-                                       _logs(container), "", None, url)
+                return result(False, answer.status, answer.body, f"the container exited early (exit code {code})",
+                              code)
+            if base:
+                for p in asked:
+                    answer = last[p] = _get(f"{base}{p}")
+                    if answer.status is not None and 200 <= answer.status < 300:
+                        return result(True, answer.status, answer.body, answered=p)
+                    if answer.status is None:  # nothing listens yet: the other paths cannot answer either
+                        break
             if time.perf_counter() >= deadline:
-                last = f"last status {answer.status}" if answer.status else "no HTTP answer"
-                return SmokeResult(image, False, answer.status, answer.body, time.perf_counter() - t0, host_port,
-                                   _logs(container), f"timed out after {timeout_s:g} s ({last})", None, url)
+                seen = ", ".join(f"{p} {a.status}" for p, a in last.items() if a.status is not None)
+                hint = f" (last answers: {seen}; pass the path your app serves)" if seen else " (no HTTP answer)"
+                return result(False, answer.status, answer.body, f"timed out after {timeout_s:g} s{hint}")
             time.sleep(POLL_S)
     finally:
         try:

@@ -12,6 +12,7 @@ import pytest
 from basecamp import config, measure, results
 from basecamp.errors import InputError
 from basecamp.project import Project, default_project, example_project, use_project
+from basecamp.projectlayout import Package
 from basecamp.scratch import scratch_copy
 from basecamp.steps import dockerfile
 
@@ -77,7 +78,7 @@ def test_a_missing_package_or_module_is_named(example: Project) -> None:
         use_project(example.root)
     (example.root / "hello_svc").mkdir()
     (example.root / "hello_svc" / "__init__.py").write_text("")
-    with pytest.raises(InputError, match=r"no hello_svc/main.py or hello_svc/__main__.py .*module="):
+    with pytest.raises(InputError, match=r"cannot tell how the app starts\. Tried: .*hello_svc/__main__\.py.*command="):
         use_project(example.root)
     with pytest.raises(InputError, match="module 'hello_svc.cli' not found"):
         use_project(example.root, module="hello_svc.cli")
@@ -89,25 +90,18 @@ def test_a_missing_package_or_module_is_named(example: Project) -> None:
 def test_a_lock_that_does_not_match_pyproject_is_refused(example: Project) -> None:
     pyproject = example.root / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('"six (==1.17.0)",', '"six (==1.17.0)", "idna (>=3)",'))
-    with pytest.raises(InputError, match=r"poetry.lock does not match pyproject.toml .*poetry check --lock"):
+    with pytest.raises(InputError, match=r"cannot use this poetry.lock \(`poetry check --lock` failed.*lock --directory"):
         use_project(example.root)
     assert use_project(example.root, check_lock=False).name == "hello-svc"
 
 
-def test_a_src_layout_and_bad_settings_are_refused(example: Project) -> None:
-    (example.root / "src").mkdir()
-    shutil.move(example.root / "hello_svc", example.root / "src" / "hello_svc")
-    pyproject = example.root / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('{ include = "hello_svc" }',
-                                                       '{ include = "hello_svc", from = "src" }'))
-    with pytest.raises(InputError, match="top-level packages only"):
-        use_project(example.root, check_lock=False)
-    shutil.move(example.root / "src" / "hello_svc", example.root / "hello_svc")
-    pyproject.write_text(pyproject.read_text().replace(', from = "src"', ""))
+def test_bad_settings_are_refused(example: Project) -> None:
     with pytest.raises(InputError, match="health_path 'health'"):
         use_project(example.root, health_path="health")
     with pytest.raises(InputError, match="port 0"):
         use_project(example.root, port=0)
+    with pytest.raises(InputError, match="not both"):
+        use_project(example.root, module="hello_svc.main", command=["python"])
 
 
 def test_another_folder_named_like_the_app_is_kept_apart(example: Project) -> None:
@@ -135,20 +129,21 @@ def test_every_step_adapts_to_another_project(example: Project, step: str) -> No
     if "annapurna.main" in original:
         assert "hello_svc.main" in text
     assert "--without dev" not in "\n".join(_instructions(text)), "Poetry 2 refuses a group the project lacks"
+    assert "\n".join(_instructions(original)).count("--without dev") == "\n".join(_instructions(text)).count("--only main")
     assert [line for line in original.splitlines() if line.startswith("#")] == \
         [line for line in text.splitlines()[1:] if line.startswith("#")], "comments kept verbatim"
 
 
-def test_adapting_keeps_the_dev_flag_and_copies_every_package(example: Project) -> None:
+def test_adapting_installs_main_only_and_copies_every_package(example: Project) -> None:
     from dataclasses import replace
 
-    two = replace(example, packages=("a", "b"), has_dev_group=True, readme="README.rst")
+    two = replace(example, layout=(Package("a", "a"), Package("b", "b")), extra_groups=("dev",), readme="README.rst")
     text = two.adapt("# Step 8\n# why\nCOPY annapurna ./annapurna\n# why\nRUN touch README.md && "
                      "poetry install --without dev\n# why\nENTRYPOINT [\"python\", \"-m\", \"annapurna.main\"]\n"
                      "# why\nRUN --mount=type=cache,id=annapurna-lab-poetry,target=/x true\n")
     lines = text.splitlines()
     assert "COPY a ./a" in lines and "COPY b ./b" in lines
-    assert "RUN touch README.rst && poetry install --without dev" in lines
+    assert "RUN touch README.rst && poetry install --only main" in lines
     assert 'ENTRYPOINT ["python", "-m", "hello_svc.main"]' in lines
     assert "RUN --mount=type=cache,id=annapurna-lab-poetry,target=/x true" in lines, "cache ids are not the app"
 

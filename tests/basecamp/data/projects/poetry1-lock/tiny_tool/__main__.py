@@ -1,0 +1,3 @@
+import six
+
+print(f"tiny_tool with six {six.__version__}")
