@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from basecamp import config, measure
+from basecamp.errors import InputError
 from basecamp.project import Project, use_project
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "projects"
@@ -31,9 +32,9 @@ class Fixture:
     command: list[str] | None = None
 
 
+#: Stored, and refused by the lab with a message that says what to do (see its ORIGIN.md).
+REFUSED = Fixture("uvicorn-poetry-example")
 REAL = [
-    # uvicorn app.main:app: a package named `app` in a project named otherwise; only a dev group
-    Fixture("uvicorn-poetry-example"),
     # src/ layout; its own script serves 127.0.0.1 with reload, so the container needs the uvicorn line
     Fixture("hypermodern-fastapi",
             command=["uvicorn", "wolt_summer_eng_assignment.__main__:app", "--host", "0.0.0.0", "--port", "8000"]),
@@ -105,7 +106,7 @@ def _copy(fixture: Fixture, tmp_path: Path) -> Path:
 # --- the fixtures themselves ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fixture", REAL, ids=IDS)
+@pytest.mark.parametrize("fixture", [*REAL, REFUSED], ids=[*IDS, REFUSED.name])
 def test_each_fixture_is_stored_with_its_licence_and_origin(fixture: Fixture) -> None:
     root = FIXTURES / fixture.name
     origin = (root / "ORIGIN.md").read_text()
@@ -132,25 +133,30 @@ def test_non_main_only_names_the_tools_and_never_what_main_needs() -> None:
 DEFAULT_HEALTH = ("/health", "/healthz", "/", "/docs")
 
 
-def test_uvicorn_example_is_detected_as_an_asgi_app_served_by_uvicorn(tmp_path: Path) -> None:
-    p = use_project(_copy(REAL[0], tmp_path))
-    assert p.packages == ("app",), "the only package folder, though the project is named otherwise"
-    assert p.command[:2] == ["uvicorn", "app.main:app"], p.command
-    assert "0.0.0.0" in p.command, "a container must listen on every interface"
-    assert "uvicorn" in p.command_reason and "app.main" in p.command_reason
-    assert p.health_paths == DEFAULT_HEALTH
-    assert p.extra_groups == ("dev",), "[tool.poetry.dev-dependencies] is the dev group"
+def test_uvicorn_example_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    """Its code is in app/ but the project is named fast_api_multistage_build and declares no packages:
+    Poetry itself cannot install the project (only --no-root works), so the lab refuses it and says how."""
+    with pytest.raises(InputError) as refused:
+        use_project(_copy(REFUSED, tmp_path))
+    message = str(refused.value)
+    assert "no package for project 'fast_api_multistage_build'" in message
+    assert "packages = [{ include = " in message and "package-mode = false" in message
 
 
 def test_hypermodern_is_a_src_layout_whose_script_is_found(tmp_path: Path) -> None:
-    p = use_project(_copy(REAL[1], tmp_path))
-    assert any(f == "src" or f.startswith("src/") for f in p.files), p.files
-    assert p.command == ["wolt-summer-eng-assignment"], "a [tool.poetry.scripts] entry comes first"
-    assert "scripts" in p.command_reason
+    p = use_project(_copy(REAL[0], tmp_path))
+    assert [(pkg.source, pkg.name) for pkg in p.layout] == [("src/wolt_summer_eng_assignment",
+                                                               "wolt_summer_eng_assignment")]
+    assert "src/wolt_summer_eng_assignment" in p.files, p.files
+    # its app sits in __main__.py (not main.py / app.py), so the [tool.poetry.scripts] entry named like
+    # the project wins; --no-root leaves no console wrapper, hence `python -c`
+    assert p.command == ("python", "-c", "import sys; from wolt_summer_eng_assignment.__main__ import main; "
+                         "sys.exit(main())"), p.command
+    assert "[tool.poetry.scripts]" in p.command_reason and "wolt-summer-eng-assignment" in p.command_reason
     assert p.extra_groups == ("dev",)
     assert p.health_paths == DEFAULT_HEALTH
-    mine = use_project(p.root, command=REAL[1].command)
-    assert mine.command == REAL[1].command, "command= wins over detection"
+    mine = use_project(p.root, command=REAL[0].command)
+    assert mine.command == tuple(REAL[0].command), "command= wins over detection"
 
 
 # --- the real thing -------------------------------------------------------------------------------
