@@ -38,6 +38,9 @@ REAL = [
     # src/ layout; its own script serves 127.0.0.1 with reload, so the container needs the uvicorn line
     Fixture("hypermodern-fastapi",
             command=["uvicorn", "wolt_summer_eng_assignment.__main__:app", "--host", "0.0.0.0", "--port", "8000"]),
+    # an app factory in a sub-package, no script, no __main__: the command its own Dockerfile runs
+    Fixture("picodi-fastapi-example",
+            command=["uvicorn", "--factory", "picodi_app.api.main:create_app", "--host=0.0.0.0", "--port=8000"]),
 ]
 IDS = [f.name for f in REAL]
 
@@ -126,6 +129,9 @@ def test_non_main_only_names_the_tools_and_never_what_main_needs() -> None:
     hyper = non_main_only(FIXTURES / "hypermodern-fastapi")
     assert {"sphinx", "flake8", "mypy", "pre-commit", "pytest", "furo"} <= hyper
     assert not hyper & {"fastapi", "uvicorn", "click", "arrow", "pydantic", "starlette", "python-dateutil", "six"}
+    picodi = non_main_only(FIXTURES / "picodi-fastapi-example")
+    assert {"mypy", "pre-commit", "pytest", "pytest-cov", "pytest-recording", "vcrpy"} <= picodi
+    assert not picodi & {"picodi", "fastapi", "uvicorn", "httpx", "pydantic-settings", "redis", "starlette"}
 
 
 # --- what detection finds (helper API: command, command_reason, health_paths, extra_groups) --------
@@ -157,6 +163,18 @@ def test_hypermodern_is_a_src_layout_whose_script_is_found(tmp_path: Path) -> No
     assert p.health_paths == DEFAULT_HEALTH
     mine = use_project(p.root, command=REAL[0].command)
     assert mine.command == tuple(REAL[0].command), "command= wins over detection"
+
+
+def test_picodi_app_factory_cannot_be_guessed_and_is_given(tmp_path: Path) -> None:
+    root = _copy(REAL[1], tmp_path)
+    with pytest.raises(InputError) as unknown:
+        use_project(root)
+    message = str(unknown.value)
+    assert "cannot tell how the app starts" in message and "picodi_app.main" in message and "command=" in message
+    p = use_project(root, command=REAL[1].command)
+    assert p.command == tuple(REAL[1].command) and "command=" in p.command_reason
+    assert p.module == "picodi_app.api.main", "a code change edits the module the factory lives in"
+    assert p.packages == ("picodi_app",) and p.extra_groups == ("dev",) and p.health_paths == DEFAULT_HEALTH
 
 
 # --- the real thing -------------------------------------------------------------------------------
