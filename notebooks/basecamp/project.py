@@ -186,6 +186,25 @@ class Project:
             out.append(_PACKAGE_WORD.sub(repl, line))
         return out
 
+    def _rewrite(self, line: str, done: set[str]) -> str:
+        """`line` with the command, README, group flags rewritten; what changed goes into `done`."""
+        rules: list[tuple[str, bool, Any]] = [
+            ("readme", bool(self.readme and self.readme != DEFAULT_README) and bool(_README_WORD.search(line)),
+             lambda t: _README_WORD.sub(str(self.readme), t)),
+            ("only-main", bool(_WITHOUT_DEV.search(line)), lambda t: _WITHOUT_DEV.sub("--only main", t)),
+            ("uv-groups", "uv sync" in line and bool(_UV_NO_DEV.search(line)),
+             lambda t: _UV_NO_DEV.sub("--no-default-groups", t)),
+        ]
+        command = self._command_in(line)
+        if command is not None:
+            line = command
+            done.add("command")
+        for key, applies, rewrite in rules:
+            if applies:
+                line = rewrite(line)
+                done.add(key)
+        return line
+
     def adapt(self, text: str, source: str = "Dockerfile") -> str:
         """A step Dockerfile's text with the app's names replaced by this project's (see module doc).
 
@@ -203,24 +222,19 @@ class Project:
             if line.lstrip().startswith("#"):
                 out.append(line)
                 continue
-            command = self._command_in(line)
-            if command is not None:
-                line, _ = command, done.add("command")
-            if self.readme and self.readme != DEFAULT_README and _README_WORD.search(line):
-                line, _ = _README_WORD.sub(self.readme, line), done.add("readme")
-            if _WITHOUT_DEV.search(line):
-                line, _ = _WITHOUT_DEV.sub("--only main", line), done.add("only-main")
-            if "uv sync" in line and _UV_NO_DEV.search(line):
-                line, _ = _UV_NO_DEV.sub("--no-default-groups", line), done.add("uv-groups")
+            line = self._rewrite(line, done)
             if _PACKAGE_WORD.search(line):
                 out += self._package_lines(line, to_source)
+                done.add("package")
             else:
                 out.append(line)
             if _LEFTOVER.search(out[-1]):
                 raise InputError(f"{source}:{number}: `{line.strip()}` names the app in a way the lab cannot "
                                  f"adapt to project {self.name!r}")
         out_of = {pkg.source: pkg.source if to_source else pkg.name for pkg in self.layout}
-        changes = [f"{DEFAULT_PACKAGE} -> " + " ".join(s if s == d else f"{s} (to ./{d})" for s, d in out_of.items())]
+        changes = []
+        if "package" in done:
+            changes.append(f"{DEFAULT_PACKAGE} -> " + " ".join(s if s == d else f"{s} (to ./{d})" for s, d in out_of.items()))
         if "command" in done:
             changes.append(f"python -m {DEFAULT_MODULE} -> {shlex.join(self.command)}")
         if "readme" in done:
@@ -230,7 +244,9 @@ class Project:
             changes.append(f"--without dev -> --only main: the main group only{groups}")
         if "uv-groups" in done:
             changes.append(f"--no-dev -> --no-default-groups: the main dependencies only{groups}")
-        note = f"# Derived by the lab from {source} for project {self.name!r}: {'; '.join(changes)}.\n"
+        if not {"only-main", "uv-groups"} & done and self.extra_groups and "poetry install" in text:
+            changes.append(f"this step installs every group ({', '.join(self.extra_groups)} too), as written")
+        note = f"# Derived by the lab from {source} for project {self.name!r}: {'; '.join(changes) or 'unchanged'}.\n"
         return note + "".join(out)
 
     def dockerfile(self, step: str) -> Path:

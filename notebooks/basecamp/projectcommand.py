@@ -92,6 +92,14 @@ def _is_main_test(test: ast.expr) -> bool:
         {"__name__", "__main__"}
 
 
+def _assigns_app(node: ast.stmt) -> bool:
+    """`app = ...` or `app: T = ...` at the top level."""
+    if isinstance(node, ast.Assign):
+        return any(isinstance(t, ast.Name) and t.id == "app" for t in node.targets)
+    return isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "app" \
+        and node.value is not None
+
+
 def _facts(path: Path) -> _Facts:
     try:
         tree = ast.parse(path.read_text(errors="replace"), str(path))
@@ -105,11 +113,8 @@ def _facts(path: Path) -> _Facts:
             imports += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
             imports.append(node.module)
-        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "app" for t in node.targets):
-            app = node.value
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "app" \
-                and node.value is not None:
-            app = node.value
+        elif _assigns_app(node):
+            app = node.value  # type: ignore[attr-defined]
         elif isinstance(node, ast.If) and _is_main_test(node.test):
             main_block = True
     if app is None:
@@ -151,7 +156,7 @@ def _script(name: str, target: str, table: str, root: Path, layout: Layout) -> C
     module, _, attr = target.partition(":")
     if not (_DOTTED.match(module) and _DOTTED.match(attr)):
         return f"script {name!r} = {target!r} in {table} is not `module:function`"
-    head, _, rest = attr.partition(".")
+    head = attr.partition(".")[0]
     call = f"{attr}()"
     code = f"import sys; from {module} import {head}; sys.exit({call})"
     where = "" if module_file(root, layout.packages, module) else f" (note: {module} is not among the project's packages)"

@@ -143,7 +143,7 @@ def _declared_packages(root: Path, entries: list[Any]) -> list[Package]:
         if "wheel" not in ([formats] if isinstance(formats, str) else formats):
             continue  # sdist-only: not part of what gets installed
         include, where = entry["include"], str(entry.get("from", "") or "").strip("/")
-        name = include[:-3] if include.endswith(".py") else include
+        name = include.removesuffix(".py")
         if not _IDENT.match(name) or entry.get("to") or (where and not re.match(r"^[\w.-]+(/[\w.-]+)*$", where)):
             raise InputError(f"{root}: [tool.poetry].packages entry {entry!r} is not supported (globs, nested "
                              "paths and `to` are not): the lab needs one top-level package name per entry, "

@@ -6,6 +6,8 @@ import http.server
 import importlib
 import socket
 import threading
+import types
+import typing
 import uuid
 
 import pytest
@@ -52,6 +54,94 @@ def test_get_statuses(monkeypatch):
 def test_path_must_be_absolute():
     with pytest.raises(InputError):
         smoke_test("whatever", path="health")
+
+
+class _Routes(http.server.BaseHTTPRequestHandler):
+    """Answers from the class's ROUTES: {path: (status, body or redirect target)}; 404 elsewhere."""
+
+    ROUTES: typing.ClassVar[dict] = {}
+
+    def do_GET(self):
+        status, text = self.ROUTES.get(self.path, (404, "nope"))
+        self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("Location", text)
+        body = text.encode()
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class _FakeContainer:
+    """What smoke_test asks of a container, with the port published to a local server."""
+
+    def __init__(self, host_port):
+        self.status = "running"
+        self.attrs = {"NetworkSettings": {"Ports": {"8000/tcp": [{"HostPort": str(host_port)}]}}, "State": {}}
+        self.removed = False
+
+    def reload(self):
+        pass
+
+    def logs(self, tail):
+        return b""
+
+    def remove(self, force):
+        self.removed = True
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """A local server standing in for the container: set its routes, get (fake container, server)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("R", (_Routes,), {"ROUTES": {}}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    container = _FakeContainer(server.server_address[1])
+    client = types.SimpleNamespace(images=types.SimpleNamespace(get=lambda ref: None),
+                                   containers=types.SimpleNamespace(run=lambda *a, **k: container))
+    monkeypatch.setattr(engine, "client", lambda: client)
+    yield container, server.RequestHandlerClass
+    server.shutdown()
+    server.server_close()
+
+
+CANDIDATES = ["/health", "/healthz", "/", "/docs"]
+
+
+def test_the_first_path_to_answer_2xx_wins(served):
+    container, handler = served
+    handler.ROUTES.update({"/healthz": (200, '{"ok": true}'), "/docs": (200, "docs")})
+    r = smoke_test("img", paths=CANDIDATES, timeout_s=5)
+    assert r.ok and (r.path, r.status, r.body) == ("/healthz", 200, '{"ok": true}') and container.removed
+    assert r.url.endswith("/healthz") and r.tried == tuple(CANDIDATES)
+    assert "HTTP 200 from /healthz (asked /health first: no 2xx)" in r.summary()
+    handler.ROUTES["/health"] = (204, "")
+    first = smoke_test("img", paths=CANDIDATES, timeout_s=5)
+    assert first.path == "/health" and "from /health (the first of /health, /healthz, /, /docs)" in first.summary()
+
+
+def test_a_redirect_counts_when_it_ends_in_2xx(served):
+    _, handler = served
+    handler.ROUTES.update({"/": (307, "/docs"), "/docs": (200, "docs")})
+    r = smoke_test("img", paths=["/health", "/"], timeout_s=5)
+    assert r.ok and r.path == "/" and r.body == "docs"
+
+
+def test_404_on_every_path_is_not_serving(served):
+    _, handler = served
+    handler.ROUTES.update({"/": (302, "/nowhere")})
+    r = smoke_test("img", paths=CANDIDATES, timeout_s=0.6)
+    assert not r.ok and r.path == "" and "timed out" in r.error
+    assert "last answers: /health 404, /healthz 404, / 404, /docs 404; pass the path your app serves" in r.error
+
+
+def test_paths_must_be_a_list_of_absolute_paths():
+    with pytest.raises(InputError, match="list of paths"):
+        smoke_test("whatever", paths="/health")
+    with pytest.raises(InputError, match="'docs' must start with '/'"):
+        smoke_test("whatever", paths=["/health", "docs"])
 
 
 # --- engine ---------------------------------------------------------------------------------------
