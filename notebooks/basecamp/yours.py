@@ -179,6 +179,17 @@ def _no_root(cmd: list[str]) -> bool:
     return "--no-root" in cmd or "--no-install-project" in cmd
 
 
+def _installs_requirements(run: Instruction) -> bool:
+    """A RUN that installs a requirements file with pip (`pip install -r ...`): dependencies, not the project."""
+    for cmd in _commands(run):
+        for i, word in enumerate(cmd):
+            if (_is_tool(word, "pip") or _is_tool(word, "pip3")) and "install" in cmd[i + 1:]:
+                rest = cmd[i + 1:]
+                if "-r" in rest or any(w.startswith(("--requirement", "-r")) and w != "-r" for w in rest):
+                    return True
+    return False
+
+
 def _cleans_cache(run: Instruction) -> bool:
     """The RUN also deletes a cache (`rm -rf $POETRY_CACHE_DIR`, `poetry cache clear`), or installs without one."""
     for cmd in _commands(run):
@@ -259,7 +270,9 @@ def dockerfile_verdict(path: str | Path, *, target: str | None = None, text: str
 
     code_copies = [i for i in df.instructions if _is_code_copy(i)]
     first_code = code_copies[0] if code_copies else None
-    deps = next((i for i, cmd in installs if _no_root(cmd)), None)
+    # an install without the project: `poetry install --no-root`, `uv sync --no-install-project`, `pip install -r`
+    deps = min((i for i in [*(i for i, cmd in installs if _no_root(cmd)),
+                            *(i for i in runs if _installs_requirements(i))]), key=lambda i: i.line, default=None)
     early = deps is not None and first_code is not None and first_code.line > deps.line
     checks.append(_check(
         "deps-before-code", "dependencies installed before the code is copied", "04", early,

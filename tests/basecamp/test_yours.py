@@ -239,3 +239,13 @@ def test_measure_a_learners_dockerfile_beside_a_step(docker_client: Any, tmp_pat
     assert [r["step"] for r in rows] == ["01-naive", "yours"]
     assert rows[1]["size_bytes"] == m.image.size_bytes and rows[1]["smoke"] == "ok" and rows[1]["cold_runs"] == 1
     assert {r.scenario for r in results.load("yours", project=p.name)} == {"image", "cold", "smoke", "done"}
+
+
+def test_a_pip_requirements_install_before_the_code_counts_as_dependencies_first() -> None:
+    text = ("FROM python:3.11-slim\nWORKDIR /app\nCOPY requirements.txt ./\n"
+            "RUN pip install --no-cache-dir -r requirements.txt\nCOPY app ./app\nCMD [\"python\", \"-m\", \"app\"]\n")
+    check = next(c for c in dockerfile_verdict("x", text=text).checks if c.key == "deps-before-code")
+    assert check.applied and check.line == 4
+    late = text.replace("COPY requirements.txt ./\n", "COPY . .\n")
+    check = next(c for c in dockerfile_verdict("x", text=late).checks if c.key == "deps-before-code")
+    assert not check.applied and check.line == 3, "the code came first: a code edit re-runs the install"
