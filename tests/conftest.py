@@ -49,6 +49,8 @@ def _lab_home(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
         return
     from basecamp import config
 
+    # fake engines and CLIs only: never wait for a real build's engine lock (tests/basecamp/test_enginelock.py tests it)
+    monkeypatch.setenv("ANNAPURNA_ENGINE_LOCK", "unit test")
     home = tmp_path_factory.mktemp("lab-home")
     monkeypatch.setattr(config, "LAB_HOME", home)
     monkeypatch.setattr(config, "SCRATCH_DIR", home / "scratch")
