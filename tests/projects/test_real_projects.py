@@ -115,9 +115,21 @@ def test_each_fixture_is_stored_with_its_licence_and_origin(name: str) -> None:
     assert re.search(r"https://github\.com/[\w.-]+/[\w.-]+", origin), "ORIGIN.md names the repository"
     assert re.search(r"\b[0-9a-f]{40}\b", origin), "ORIGIN.md names the commit"
     assert "MIT" in (root / "LICENSE").read_text()
-    assert not (root / "tests").exists() and not (root / "Dockerfile").exists(), "only what the build needs"
+    assert not (root / "tests").exists(), "only what the build needs"
+    if (root / "Dockerfile").exists():  # the project's own, kept as it was upstream to be read beside the steps
+        assert "`Dockerfile`" in origin.split("**Removed:**")[0], "ORIGIN.md says the Dockerfile is upstream's"
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     assert size < 300_000, f"{name}: {size} bytes"
+
+
+def test_picodi_own_dockerfile_is_read_without_building() -> None:
+    """Its FROM (python:3.11-slim-bullseye) is not on the lab's engine and it copies CI-built dist/ files:
+    the table shows the verdict read from the file instead of a measurement."""
+    from basecamp.yours import dockerfile_verdict
+
+    verdict = dockerfile_verdict(FIXTURES / "picodi-fastapi-example" / "Dockerfile")
+    assert verdict.check("multi-stage").applied and verdict.check("non-root").applied
+    assert not verdict.check("cache-mount").applied
 
 
 def test_non_main_only_names_the_tools_and_never_what_main_needs() -> None:
