@@ -17,6 +17,7 @@ from pathlib import Path
 
 from basecamp import measure
 from basecamp.project import use_project
+from basecamp.smoke import SmokeResult
 
 from tests.projects.test_real_projects import FIXTURES, REAL
 
@@ -26,6 +27,12 @@ STEPS = ("01", "05", "06")
 def _cell(stats: measure.ScenarioStats) -> str:
     dl = f" ({stats.downloads} downloads)" if stats.downloads not in ("", "?", "0") else ""
     return f"{stats.timing()}{dl}"
+
+
+def _smoke(smoke: SmokeResult) -> str:
+    if smoke.ok:
+        return f"OK: `{smoke.path}` HTTP {smoke.status} after {smoke.seconds_to_ready:.1f} s"
+    return f"FAILED: {smoke.error}"
 
 
 def rows(names: list[str]) -> list[str]:
@@ -42,7 +49,7 @@ def rows(names: list[str]) -> list[str]:
                 smoke = project.smoke_test(m.image.ref)
                 row = (f"| {fixture.name} | {m.step} | {measure.fmt_bytes(m.image.size_bytes)} "
                        f"| {_cell(m.scenarios['cold'])} | {_cell(m.scenarios['code-change'])} "
-                       f"| {'OK' if smoke.ok else 'FAILED'}: {smoke.summary()} |")
+                       f"| {_smoke(smoke)} |")
                 print(row, flush=True)
                 out.append(row)
     return out
