@@ -430,26 +430,26 @@ def _prune_section(dk: Any, section: str, only: set[str] | None = None) -> Prune
     return result
 
 
-def _belongs_to(rec_id: str, details: dict[str, Any], dockerfile_text: str) -> bool:
-    """Is this remembered cache-mount record one of this Dockerfile's mounts?
+def _belongs_to(details: dict[str, Any], specs: list[CacheMountSpec]) -> bool:
+    """Is this remembered cache-mount record one of these Dockerfile mounts?
 
     By the mount id remembered when a lab build created it; a record remembered without one (made
-    before ids were kept, or listed only after its build) goes by its mount target instead, so it
-    is emptied whenever it might be this Dockerfile's.
+    before ids were kept, or listed only after its build) goes by the target its description names,
+    so it is emptied whenever it might be this Dockerfile's.
     """
     if details.get("mount_id"):
-        return str(details["mount_id"]) in mount_ids(dockerfile_text)
-    rec = CacheRecord(id=rec_id, type=CACHE_MOUNT, description=str(details.get("description", "")), in_use=False,
-                      size_bytes=0, created_at="", last_used_at="", usage_count=0)
-    where = rec.mount_target
-    return where is None or any(_target_matches(where, spec.target) for spec in cache_mount_specs(dockerfile_text))
+        return str(details["mount_id"]) in {spec.id or spec.target for spec in specs}
+    m = _DESCRIPTION.match(str(details.get("description", "")))
+    return m is None or any(_target_matches(m[1], spec.target) for spec in specs)
 
 
 def _chosen_mounts(dockerfile_text: str | None) -> set[str] | None:
+    """The remembered cache-mount records of this Dockerfile's mounts (None: no Dockerfile, so all of them)."""
     if dockerfile_text is None:
         return None
+    specs = cache_mount_specs(dockerfile_text)
     with _locked_state() as known:
-        return {i for i, details in known.items() if _belongs_to(i, details, dockerfile_text)}
+        return {i for i, details in known.items() if _belongs_to(details, specs)}
 
 
 def _depth(rec_id: str, present: dict[str, CacheRecord]) -> int:
