@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -27,6 +28,20 @@ from basecamp.progress import ClassicParser, ProgressParser, Step
 CLASSIC_BUILDER = "classic builder (docker SDK fallback)"
 #: How long an interrupted CLI gets to cancel its build (SIGINT), then to stop (SIGTERM).
 INTERRUPT_GRACE_S = (10.0, 5.0)
+
+
+def _dies_with_us(argv: list[str]) -> list[str]:
+    """`argv`, run so that it gets SIGINT (a cancelled build) when the process that started it dies.
+
+    A Ctrl-C or kernel interrupt reaches Python, and `_stop` cancels the build. A kernel *restart*
+    kills the kernel outright (SIGKILL): nothing of ours runs, and the CLI, started in its own session
+    so a terminal's Ctrl-C reaches us only, would go on building beside the next notebook's
+    measurement, outside the engine lock. Linux's parent-death signal (util-linux `setpriv
+    --pdeathsig`, kept across its exec of the CLI) cancels it instead. Where `setpriv` is missing
+    (macOS), the CLI runs as before.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "INT", "--", *argv] if setpriv else argv
 #: Log lines of the failing step (and of BuildKit's error summary) a BuildError message shows.
 ERROR_TAIL = 20
 
@@ -302,7 +317,7 @@ def _build_cli(cli: Any, dockerfile: Path, context: Path, tag: str, target: str 
         t0 = time.perf_counter()
         try:
             proc = subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                _dies_with_us(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 text=True, errors="replace", bufsize=1, env={**os.environ, **cli.env},
                 start_new_session=True,  # a terminal's Ctrl-C reaches us only; _stop() forwards it
             )

@@ -462,6 +462,47 @@ def test_sigint_mid_build_stops_the_build_and_keeps_the_results_file_whole(proje
         engine.client().images.get(tag)
 
 
+@pytest.mark.engine
+def test_a_kernel_killed_mid_build_leaves_no_build_running_and_the_next_build_works(project, tmp_path):
+    """A kernel restart (SIGKILL, nothing of ours runs) mid-build: the CLI is cancelled, not orphaned;
+    the engine lock is free; the same Dockerfile then builds (issue 17)."""
+    import fcntl
+    import os
+    import signal
+    import subprocess
+
+    from basecamp import enginelock
+
+    token = uuid.uuid4().hex
+    project.dockerfile.write_text(f"FROM {BUSYBOX}\nRUN echo start-{token} && sleep 60 && echo never\n")
+    script, results = tmp_path / "killed.py", tmp_path / "results.jsonl"
+    script.write_text(INTERRUPTED_BUILD)
+    env = {k: v for k, v in os.environ.items() if k != enginelock.HELD_ENV}  # it takes the lock like a kernel
+    proc = subprocess.Popen([sys.executable, str(script), str(project.dockerfile), str(project.context),
+                             project.tag("killed"), str(results)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**env, "PYTHONPATH": str(config.NOTEBOOKS_DIR)})
+    deadline = time.monotonic() + 60
+    while not _processes_mentioning(f"start-{token}"):  # BuildKit runs the RUN step now
+        assert proc.poll() is None and time.monotonic() < deadline, "the build never reached its RUN step"
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + SIGINT_STOP_S
+    while _processes_mentioning(str(project.dockerfile)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_mentioning(str(project.dockerfile)) == [], "the docker CLI outlived its killed kernel"
+    while _processes_mentioning(f"start-{token}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_mentioning(f"start-{token}") == [], "BuildKit still runs the killed kernel's RUN step"
+    with enginelock.lock_path().open("a+") as fh:  # free: a dead holder's flock is gone with it
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    project.dockerfile.write_text(f"FROM {BUSYBOX}\nRUN echo again-{token}\n")
+    result = build(project.dockerfile, project.context, project.tag("after-kill"), display="none")
+    assert result.image_id
+
+
 def test_build_counts_count_the_wrapped_builds_cached_and_ran_steps() -> None:
     from dataclasses import dataclass
 
