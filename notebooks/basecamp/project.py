@@ -80,7 +80,8 @@ class Project:
     `module`: the module whose code the command runs (a simulated code change edits it).
     `health_paths`: the URL paths the smoke test tries on `port`, in order (empty: an app
     without HTTP, whose smoke test runs the image and wants exit code 0). `extra_groups`: every
-    dependency group besides main (none of them goes into a runtime image). `package_mode`:
+    dependency group besides main (none of them goes into a runtime image); `optional_groups`: those
+    marked `optional = true` (a plain `poetry install` leaves them out too). `package_mode`:
     False for `package-mode = false` (no root package to install).
     """
 
@@ -93,6 +94,7 @@ class Project:
     command_reason: str = ""
     health_paths: tuple[str, ...] = ("/health",)
     extra_groups: tuple[str, ...] = ()
+    optional_groups: tuple[str, ...] = ()
     port: int = 8000
     package_mode: bool = True
     is_default: bool = False
@@ -101,6 +103,14 @@ class Project:
     def packages(self) -> tuple[str, ...]:
         """The package folders (or modules), relative to `root`, that the Dockerfiles copy."""
         return tuple(p.source for p in self.layout)
+
+    @property
+    def kept_at_source(self) -> tuple[Package, ...]:
+        """Packages the command imports by their source path (`uvicorn src.app.main:app` for src/app):
+        every step copies these to where they sit in the project, not to their import name."""
+        from basecamp.projectcommand import imports_by_source
+
+        return imports_by_source(self.layout, self.module)
 
     @property
     def health_path(self) -> str | None:
@@ -174,7 +184,8 @@ class Project:
         out = []
         copies_context = re.match(r"\s*(COPY|ADD)\s", line) is not None and "--from" not in line
         for pkg in self.layout:
-            dest = pkg.source if to_source else (f"{pkg.name}.py" if pkg.is_module else pkg.name)
+            dest = pkg.source if to_source or pkg in self.kept_at_source else \
+                (f"{pkg.name}.py" if pkg.is_module else pkg.name)
             first = [copies_context]
 
             def repl(_: re.Match[str], pkg: Package = pkg, dest: str = dest, first: list[bool] = first) -> str:
@@ -231,7 +242,8 @@ class Project:
             if _LEFTOVER.search(out[-1]):
                 raise InputError(f"{source}:{number}: `{line.strip()}` names the app in a way the lab cannot "
                                  f"adapt to project {self.name!r}")
-        out_of = {pkg.source: pkg.source if to_source else pkg.name for pkg in self.layout}
+        out_of = {pkg.source: pkg.source if to_source or pkg in self.kept_at_source else pkg.name
+                  for pkg in self.layout}
         changes = []
         if "package" in done:
             changes.append(f"{DEFAULT_PACKAGE} -> " + " ".join(s if s == d else f"{s} (to ./{d})" for s, d in out_of.items()))
@@ -245,7 +257,11 @@ class Project:
         if "uv-groups" in done:
             changes.append(f"--no-dev -> --no-default-groups: the main dependencies only{groups}")
         if not {"only-main", "uv-groups"} & done and self.extra_groups and "poetry install" in text:
-            changes.append(f"this step installs every group ({', '.join(self.extra_groups)} too), as written")
+            default = [g for g in self.extra_groups if g not in self.optional_groups]
+            left = f"; not the optional {', '.join(self.optional_groups)}" if self.optional_groups else ""
+            changes.append(f"this step installs every group ({', '.join(default)} too{left}), as written" if default
+                           else f"this step installs the main group (the optional {', '.join(self.optional_groups)} "
+                                "only with --with), as written")
         note = f"# Derived by the lab from {source} for project {self.name!r}: {'; '.join(changes) or 'unchanged'}.\n"
         return note + "".join(out)
 
@@ -391,7 +407,8 @@ def use_project(
     project = Project(
         name=key, root=root, layout=layout.packages, module=found.module, readme=layout.readme,
         command=found.argv, command_reason=found.reason, health_paths=health_paths,
-        extra_groups=layout.extra_groups, port=port, package_mode=layout.package_mode,
+        extra_groups=layout.extra_groups, optional_groups=layout.optional_groups, port=port,
+        package_mode=layout.package_mode,
     )
     if check_lock:
         from basecamp.poetry import check_lock as poetry_check_lock

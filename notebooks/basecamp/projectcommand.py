@@ -48,12 +48,39 @@ class Command:
     reason: str
 
 
+def source_module(package: Package) -> str | None:
+    """The dotted path of a package that sits under a folder ("src.app" for src/app), else None.
+
+    Some projects import their code by that path (`from src.app.routes import ...`, started as
+    `uvicorn src.app.main:app` from the project folder) rather than by the package's import name.
+    """
+    if package.is_module or not package.in_src:
+        return None
+    dotted = package.source.replace("/", ".")
+    return dotted if _DOTTED.match(dotted) else None
+
+
+def _under(package: Package, module: str) -> str | None:
+    """What of `module` lies inside `package` ("" for the package itself), by its import name or its
+    source path (source_module); None when `module` is not in it."""
+    for prefix in (package.name, source_module(package)):
+        if prefix and (module == prefix or module.startswith(prefix + ".")):
+            return module[len(prefix) + 1:]
+    return None
+
+
+def imports_by_source(packages: Sequence[Package], module: str) -> tuple[Package, ...]:
+    """The packages `module` is imported through their source path (`src.app.main` for src/app)."""
+    return tuple(p for p in packages if (dotted := source_module(p)) and
+                 (module == dotted or module.startswith(dotted + ".")))
+
+
 def module_file(root: Path, packages: Sequence[Package], module: str, *, runs: bool = True) -> str | None:
     """The file that defines `module` (`runs`: the one `python -m module` runs: a package's __main__.py),
     relative to root; None when the project has no such module."""
-    head, _, rest = module.partition(".")
     for p in packages:
-        if p.name != head:
+        rest = _under(p, module)
+        if rest is None:
             continue
         if p.is_module:
             return p.source if not rest else None
@@ -98,6 +125,24 @@ def _assigns_app(node: ast.stmt) -> bool:
         return any(isinstance(t, ast.Name) and t.id == "app" for t in node.targets)
     return isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "app" \
         and node.value is not None
+
+
+def _imports_itself_by_source(root: Path, package: Package) -> bool:
+    """Some module of `package` imports it by its source path (`from src.app.x import y` for src/app)."""
+    dotted = source_module(package)
+    if dotted is None:
+        return False
+    for file in sorted((root / package.source).rglob("*.py")):
+        try:
+            tree = ast.parse(file.read_text(errors="replace"), str(file))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            if any(n == dotted or n.startswith(dotted + ".") for n in names):
+                return True
+    return False
 
 
 def _facts(path: Path) -> _Facts:
@@ -171,7 +216,10 @@ def detect(root: Path, layout: Layout, port: int) -> Command:
     deps = layout.main_dependencies
     # 1. a web app object and a server to serve it
     for p in layout.packages:
-        candidates = [p.name] if p.is_module else [f"{p.name}.main", f"{p.name}.app"]
+        prefix = p.name
+        if source_module(p) and _imports_itself_by_source(root, p):
+            prefix = str(source_module(p))  # its code says `from src.app... import`: started as src.app.main
+        candidates = [p.name] if p.is_module else [f"{prefix}.main", f"{prefix}.app"]
         for module in candidates:
             if p.is_module and p.name not in ("main", "app"):
                 continue

@@ -65,6 +65,7 @@ class Layout:
     readme: str | None
     #: Every dependency group other than main (Poetry groups, legacy dev-dependencies, PEP 735).
     extra_groups: tuple[str, ...]
+    optional_groups: tuple[str, ...]
     #: The main group's distribution names, normalized (pyproject's both places, and poetry.lock's main group).
     main_dependencies: frozenset[str]
     #: (script name, "module:callable", table it came from), in file order.
@@ -92,6 +93,12 @@ def extra_groups(data: dict[str, Any]) -> tuple[str, ...]:
         names.append("dev")
     names += list(data.get("dependency-groups", {}))
     return tuple(dict.fromkeys(n for n in names if n != "main"))
+
+
+def optional_groups(data: dict[str, Any]) -> tuple[str, ...]:
+    """Groups marked `optional = true` ([tool.poetry.group.X]): a plain `poetry install` leaves them out."""
+    return tuple(n for n, g in _poetry(data).get("group", {}).items()
+                 if n != "main" and isinstance(g, dict) and g.get("optional") is True)
 
 
 def main_dependencies(data: dict[str, Any], lock: dict[str, Any] | None = None) -> frozenset[str]:
@@ -223,6 +230,7 @@ def read_layout(root: Path, data: dict[str, Any], lock: dict[str, Any] | None = 
         raise InputError(f"{root}: pyproject.toml names the readme {readme!r}, which is missing")
     return Layout(name=name, packages=tuple(packages), package_mode=package_mode,
                   readme=str(readme) if readme else None, extra_groups=extra_groups(data),
+                  optional_groups=optional_groups(data),
                   main_dependencies=main_dependencies(data, lock), scripts=_scripts(data))
 
 

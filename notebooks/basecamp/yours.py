@@ -15,6 +15,7 @@ says, for each lesson of the article, whether it is applied, with the line that 
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shlex
 from collections.abc import Sequence
@@ -160,6 +161,28 @@ def _installs(run: Instruction) -> list[list[str]]:
     return found
 
 
+def _exports(run: Instruction) -> list[list[str]]:
+    """The `poetry export` commands of a RUN (requirements written for pip, in a build stage)."""
+    found = []
+    for cmd in _commands(run):
+        for i, word in enumerate(cmd):
+            if _is_tool(word, "poetry") and "export" in cmd[i + 1:]:
+                found.append(cmd[i:])
+                break
+    return found
+
+
+def _pip_installs(run: Instruction) -> list[list[str]]:
+    """The `pip install` commands of a RUN (`python -m pip install` too)."""
+    found = []
+    for cmd in _commands(run):
+        for i, word in enumerate(cmd):
+            if (_is_tool(word, "pip") or _is_tool(word, "pip3") or word == "pip") and "install" in cmd[i + 1:i + 2]:
+                found.append(cmd[i:])
+                break
+    return found
+
+
 def _option(cmd: list[str], name: str) -> list[str]:
     """Values of `--name value` / `--name=value` in a command, commas split."""
     values: list[str] = []
@@ -200,10 +223,25 @@ def _cleans_cache(run: Instruction) -> bool:
     return False
 
 
+def _is_dependency_file(source: str) -> bool:
+    """pyproject.toml, poetry.lock... or a pattern that only matches such files (`poetry.lock*`), or a README."""
+    name = Path(source).name
+    if name.upper().startswith("README"):
+        return True
+    # a pattern that also matches code (`*`, `*.py`, `src*`) copies code
+    return any(fnmatch.fnmatchcase(dep, name) for dep in DEPENDENCY_FILES) and \
+        not any(fnmatch.fnmatchcase(code, name) for code in ("main.py", "app", "src"))
+
+
+def _no_pip_cache_env(df: Dockerfile) -> bool:
+    """PIP_NO_CACHE_DIR set (ENV/ARG): pip keeps no download cache."""
+    return any(i.keyword in ("ENV", "ARG") and re.search(r"\bPIP_NO_CACHE_DIR[= ]\s*(1|true|on|yes)\b", i.args, re.I)
+               for i in df.instructions)
+
+
 def _is_code_copy(ins: Instruction) -> bool:
     sources = ins.sources
-    return bool(sources) and any(s == "." or Path(s).name not in DEPENDENCY_FILES and not Path(s).name.upper()
-                                 .startswith("README") for s in sources or [])
+    return bool(sources) and any(s == "." or not _is_dependency_file(s) for s in sources or [])
 
 
 def _check(key: str, lesson: str, step: str, applied: bool, ins: Instruction | None, note: str) -> LessonCheck:
@@ -253,20 +291,41 @@ def dockerfile_verdict(path: str | Path, *, target: str | None = None, text: str
     checks = [_pinned(df)]
 
     main = next((i for i, cmd in installs if _main_only(cmd)), None)
-    checks.append(_check("main-only", "only the main dependencies (--without dev / --only main)", "02", main is not None,
-                         main or first_install, "dev tools stay out of the image" if main else
-                         ("the install takes every group, dev tools included" if installs else "no `poetry install` found")))
+    exports = [(i, cmd) for i in runs for cmd in _exports(i)]
+    exported = next(((i, cmd) for i, cmd in exports if _main_only(cmd)), None)
+    if main is None and not installs and exported is not None:
+        added = _option(exported[1], "--with")
+        checks.append(_check("main-only", "only the main dependencies (--without dev / --only main)", "02", True,
+                             exported[0], "`poetry export` leaves the dev tools out of the requirements pip installs"
+                             + (f" (main + {', '.join(added)})" if added else "")))
+    else:
+        checks.append(_check(
+            "main-only", "only the main dependencies (--without dev / --only main)", "02", main is not None,
+            main or first_install or (exports[0][0] if exports else None), "dev tools stay out of the image" if main else
+            "the install takes every group, dev tools included" if installs else
+            "`poetry export` takes every group, dev tools included" if exports else "no `poetry install` found"))
 
     cleaned = next((i for i, _ in installs if _cleans_cache(i) or any(m.type == "cache" for m in i.mounts)), None)
     later_rm = next((i for i in runs if first_install and i.line > first_install.line and _cleans_cache(i)
                      and not _installs(i)), None)
-    checks.append(_check(
-        "cache-cleaned", "Poetry's cache cleaned in the same RUN (or a cache mount)", "03", cleaned is not None,
-        cleaned or later_rm or first_install,
-        ("kept in a cache mount, never in a layer" if any(m.type == "cache" for m in cleaned.mounts)
-         else "deleted before the layer is written") if cleaned else
-        "deleted in a later RUN: the install's layer still holds it (step 3b)" if later_rm else
-        "the download cache stays in the image" if installs else "no `poetry install` found"))
+    pips = [(i, cmd) for i in runs for cmd in _pip_installs(i)
+            if "-r" in cmd or any(w.startswith(("--requirement", "-r")) for w in cmd)]
+    if not installs and pips:  # no Poetry in the image: pip installs the exported requirements
+        cached = next((i for i, cmd in pips if "--no-cache-dir" not in cmd and
+                       not any(m.type == "cache" for m in i.mounts) and not _no_pip_cache_env(df)), None)
+        checks.append(_check(
+            "cache-cleaned", "Poetry's cache cleaned in the same RUN (or a cache mount)", "03", cached is None,
+            cached or pips[0][0], "no Poetry install here: pip installs the requirements without writing its "
+            "download cache to a layer (--no-cache-dir)" if cached is None else
+            "no Poetry install here, but pip keeps its download cache in the layer (add --no-cache-dir)"))
+    else:
+        checks.append(_check(
+            "cache-cleaned", "Poetry's cache cleaned in the same RUN (or a cache mount)", "03", cleaned is not None,
+            cleaned or later_rm or first_install,
+            ("kept in a cache mount, never in a layer" if any(m.type == "cache" for m in cleaned.mounts)
+             else "deleted before the layer is written") if cleaned else
+            "deleted in a later RUN: the install's layer still holds it (step 3b)" if later_rm else
+            "the download cache stays in the image" if installs else "no `poetry install` found"))
 
     code_copies = [i for i in df.instructions if _is_code_copy(i)]
     first_code = code_copies[0] if code_copies else None

@@ -28,7 +28,7 @@ class Fixture:
     """One stored project and the command a person runs it with (what the test passes as `command=`)."""
 
     name: str
-    command: list[str]
+    command: list[str] | None  # None: the lab finds it (basecamp.projectcommand)
 
 
 #: Stored, and refused by the lab with a message that says what to do (see its ORIGIN.md).
@@ -40,6 +40,8 @@ REAL = [
     # an app factory in a sub-package, no script, no __main__: the command its own Dockerfile runs
     Fixture("picodi-fastapi-example",
             command=["uvicorn", "--factory", "picodi_app.api.main:create_app", "--host=0.0.0.0", "--port=8000"]),
+    # groups dev, test and an optional docker group (gunicorn); code in src/app imported as `src.app`: found
+    Fixture("fastapi-poetry-skeleton", command=None),
 ]
 IDS = [f.name for f in REAL]
 
@@ -97,6 +99,12 @@ def non_main_only(root: Path) -> set[str]:
                 if found:
                     todo.append((_norm(found.group(1)), []))
     return set(packages) - main
+
+
+def optional_only(root: Path, groups: tuple[str, ...]) -> set[str]:
+    """Locked distributions that only `groups` bring (lock-version 2.1 records each package's groups)."""
+    lock = tomllib.loads((root / "poetry.lock").read_text())
+    return {_norm(p["name"]) for p in lock["package"] if p.get("groups") and set(p["groups"]) <= set(groups)}
 
 
 def _copy(name: str, tmp_path: Path) -> Path:
@@ -188,6 +196,38 @@ def test_picodi_app_factory_cannot_be_guessed_and_is_given(tmp_path: Path) -> No
     assert p.packages == ("picodi_app",) and p.extra_groups == ("dev",) and p.health_paths == DEFAULT_HEALTH
 
 
+def test_skeleton_is_started_through_its_source_path_and_keeps_it(tmp_path: Path) -> None:
+    """Its code imports itself as `src.app...` (upstream starts it with `uvicorn src.app.main:app` from the
+    project folder), so the lab finds that command and every step keeps src/app at its path."""
+    p = use_project(_copy(REAL[2].name, tmp_path))
+    assert p.command == ("uvicorn", "src.app.main:app", "--host", "0.0.0.0", "--port", "8000"), p.command
+    assert "src/app/main.py defines `app`" in p.command_reason and "uvicorn" in p.command_reason
+    assert p.module == "src.app.main" and p.code_file == "src/app/main.py"
+    assert [(pkg.source, pkg.name) for pkg in p.layout] == [("src/app", "app")]
+    assert [pkg.source for pkg in p.kept_at_source] == ["src/app"]
+    assert p.extra_groups == ("dev", "test", "docker") and p.optional_groups == ("docker",)
+    for step in ("04", "05", "06"):
+        lines = p.dockerfile(step).read_text().splitlines()
+        assert "COPY src/app ./src/app" in lines, (step, lines)
+        assert any("--only main" in line for line in lines if line.startswith("RUN"))
+        assert "annapurna -> src/app;" in lines[0]
+    naive = p.dockerfile("01").read_text().splitlines()[0]
+    assert "installs every group (dev, test too; not the optional docker)" in naive, naive
+    assert optional_only(p.root, p.optional_groups) == {"gunicorn"}
+    skeleton = non_main_only(p.root)
+    assert {"ruff", "pytest", "pytest-mock", "gunicorn", "pluggy"} <= skeleton
+    assert not skeleton & {"fastapi", "uvicorn", "pydantic", "pydantic-settings", "starlette", "click", "h11"}
+
+
+def test_skeleton_own_dockerfile_is_read_without_building() -> None:
+    """FROM python:3.11-slim is not on the lab's engine: the verdict is read from the file."""
+    from basecamp.yours import dockerfile_verdict
+
+    verdict = dockerfile_verdict(FIXTURES / "fastapi-poetry-skeleton" / "Dockerfile")
+    assert [c.key for c in verdict.checks if c.applied] == ["main-only", "cache-cleaned", "deps-before-code",
+                                                             "multi-stage"]
+
+
 # --- the real thing -------------------------------------------------------------------------------
 
 
@@ -222,4 +262,12 @@ def test_a_real_project_builds_serves_and_ships_main_only(docker_client, fixture
             leaked = _distributions(docker_client, m.image.ref) & forbidden
             if leaked:
                 failures.append(f"{step}: the runtime image holds non-main distributions {sorted(leaked)}")
+        elif p.optional_groups:  # what its derived Dockerfile's note says: every group but the optional ones
+            installed = _distributions(docker_client, m.image.ref)
+            optional = optional_only(root, p.optional_groups)
+            others = {_norm(n) for g, spec in tomllib.loads((root / "pyproject.toml").read_text())["tool"]["poetry"]
+                      ["group"].items() if g not in p.optional_groups for n in spec.get("dependencies", {})}
+            if installed & optional or not others <= installed:
+                failures.append(f"01 installs {sorted(installed & optional)} of the optional groups' own "
+                                f"distributions and misses {sorted(others - installed)} of the other groups'")
     assert not failures, "\n".join(failures)
