@@ -235,7 +235,7 @@ def _is_dependency_file(source: str) -> bool:
 
 def _no_pip_cache_env(df: Dockerfile) -> bool:
     """PIP_NO_CACHE_DIR set (ENV/ARG): pip keeps no download cache."""
-    return any(i.keyword in ("ENV", "ARG") and re.search(r"\bPIP_NO_CACHE_DIR[= ]\s*(1|true|on|yes)\b", i.args, re.I)
+    return any(i.keyword in ("ENV", "ARG") and re.search(r"\bPIP_NO_CACHE_DIR[= ]\s*(1|true|on|yes)\b", i.args, re.IGNORECASE)
                for i in df.instructions)
 
 

@@ -342,6 +342,17 @@ def test_buildkit_interrupt_leaves_no_cli_running(project, monkeypatch):
     assert _processes_mentioning(token) == []  # ...and BuildKit cancelled the RUN (same host: visible in /proc)
 
 
+def _pids_mentioning(text: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def _processes_mentioning(text: str) -> list[str]:
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
@@ -474,7 +485,8 @@ def test_a_kernel_killed_mid_build_leaves_no_build_running_and_the_next_build_wo
     from basecamp import enginelock
 
     token = uuid.uuid4().hex
-    project.dockerfile.write_text(f"FROM {BUSYBOX}\nRUN echo start-{token} && sleep 60 && echo never\n")
+    # the RUN outlasts every deadline below, so only a cancelled build can pass
+    project.dockerfile.write_text(f"FROM {BUSYBOX}\nRUN echo start-{token} && sleep 600 && echo never\n")
     script, results = tmp_path / "killed.py", tmp_path / "results.jsonl"
     script.write_text(INTERRUPTED_BUILD)
     env = {k: v for k, v in os.environ.items() if k != enginelock.HELD_ENV}  # it takes the lock like a kernel
@@ -491,7 +503,10 @@ def test_a_kernel_killed_mid_build_leaves_no_build_running_and_the_next_build_wo
     deadline = time.monotonic() + SIGINT_STOP_S
     while _processes_mentioning(str(project.dockerfile)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _processes_mentioning(str(project.dockerfile)) == [], "the docker CLI outlived its killed kernel"
+    orphans = _pids_mentioning(str(project.dockerfile))
+    for pid in orphans:  # do not leave a failed test's build running for ten minutes
+        os.kill(pid, signal.SIGINT)
+    assert orphans == [], "the docker CLI outlived its killed kernel"
     while _processes_mentioning(f"start-{token}") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _processes_mentioning(f"start-{token}") == [], "BuildKit still runs the killed kernel's RUN step"
