@@ -231,11 +231,13 @@ def test_skeleton_own_dockerfile_is_read_without_building() -> None:
 # --- the real thing -------------------------------------------------------------------------------
 
 
-def _distributions(docker_client, image: str) -> set[str]:
-    """The distribution names importable by the image's `python` (its venv), normalized."""
+def _distributions(docker_client, image: str, *, poetry_run: bool = False) -> set[str]:
+    """The distribution names importable by the image's `python` (its venv), normalized. `poetry_run`: the
+    app's interpreter is the venv Poetry made (step 01 runs `poetry run python ...`), not the `python` on PATH."""
     code = "import importlib.metadata as m; print('\\n'.join(sorted({d.metadata['Name'] for d in m.distributions()})))"
-    out = docker_client.containers.run(image, entrypoint=["python", "-c", code], labels=config.made_labels(),
-                                       remove=True, network_disabled=True)
+    out = docker_client.containers.run(image, entrypoint=[*(["poetry", "run"] if poetry_run else []), "python", "-c",
+                                                          code], labels=config.made_labels(), remove=True,
+                                       network_disabled=True)
     return {_norm(line) for line in out.decode().split() if line.strip()}
 
 
@@ -263,7 +265,7 @@ def test_a_real_project_builds_serves_and_ships_main_only(docker_client, fixture
             if leaked:
                 failures.append(f"{step}: the runtime image holds non-main distributions {sorted(leaked)}")
         elif p.optional_groups:  # what its derived Dockerfile's note says: every group but the optional ones
-            installed = _distributions(docker_client, m.image.ref)
+            installed = _distributions(docker_client, m.image.ref, poetry_run=True)
             optional = optional_only(root, p.optional_groups)
             others = {_norm(n) for g, spec in tomllib.loads((root / "pyproject.toml").read_text())["tool"]["poetry"]
                       ["group"].items() if g not in p.optional_groups for n in spec.get("dependencies", {})}
