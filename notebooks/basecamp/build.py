@@ -7,6 +7,7 @@ such a CLI it falls back to the SDK's classic builder and says so in `BuildResul
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -40,8 +41,21 @@ def _dies_with_us(argv: list[str]) -> list[str]:
     --pdeathsig`, kept across its exec of the CLI) cancels it instead. Where `setpriv` is missing
     (macOS), the CLI runs as before.
     """
-    setpriv = shutil.which("setpriv")
+    setpriv = _setpriv_with_pdeathsig()
     return [setpriv, "--pdeathsig", "INT", "--", *argv] if setpriv else argv
+
+
+@functools.cache
+def _setpriv_with_pdeathsig() -> str | None:
+    """util-linux `setpriv`, when it knows --pdeathsig (2.33 and later); else None."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    try:
+        helped = subprocess.run([setpriv, "--help"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return setpriv if "--pdeathsig" in helped.stdout + helped.stderr else None
 #: Log lines of the failing step (and of BuildKit's error summary) a BuildError message shows.
 ERROR_TAIL = 20
 

@@ -536,3 +536,23 @@ def test_build_counts_count_the_wrapped_builds_cached_and_ran_steps() -> None:
 
     wrapped = Wrapped(result)
     assert (wrapped.cached, wrapped.ran) == (1, 2)  # the FROM step counts as neither
+
+
+def test_the_cli_gets_the_parent_death_signal_only_where_setpriv_knows_it(tmp_path, monkeypatch) -> None:
+    import importlib
+    import os
+
+    mod = importlib.import_module("basecamp.build")
+    old = tmp_path / "old" / "setpriv"
+    new = tmp_path / "new" / "setpriv"
+    for path, helptext in ((old, "--reuid <uid>"), (new, "--pdeathsig <keep|clear|<signal>>")):
+        path.parent.mkdir()
+        path.write_text(f"#!/bin/sh\necho '{helptext}'\n")
+        path.chmod(0o755)
+    for folder, wanted in ((new.parent, [str(new), "--pdeathsig", "INT", "--", "docker", "build"]),
+                           (old.parent, ["docker", "build"]), (tmp_path / "none", ["docker", "build"])):
+        monkeypatch.setenv("PATH", str(folder))
+        mod._setpriv_with_pdeathsig.cache_clear()
+        assert mod._dies_with_us(["docker", "build"]) == wanted, folder
+    mod._setpriv_with_pdeathsig.cache_clear()
+    monkeypatch.setenv("PATH", os.defpath)
