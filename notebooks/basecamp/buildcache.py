@@ -49,7 +49,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,33 @@ MOUNTS, OTHERS = "cache_mounts", "build_records"
 WINDOWS = "build_windows"
 #: A record shows up late by seconds; a window older than this has had its late records claimed.
 WINDOW_KEEP_S = 300.0
+#: A window opened by a process that died mid-build (a killed kernel) ends at most this long after it
+#: began: the build was cancelled when its process died (basecamp.build), so what it made is older.
+DEAD_WINDOW_S = 900.0
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _span(window: dict[str, Any], now: str) -> tuple[str, str]:
+    """A window's (start, end): a window still open ends now, or, when its process died, at most
+    DEAD_WINDOW_S after it began."""
+    start, end = str(window.get("start", "")), str(window.get("end", ""))
+    if end:
+        return start, end
+    if _alive(window.get("pid")):
+        return start, now
+    began, at = parse_time(start), parse_time(now)
+    if began and at and (at - began).total_seconds() > DEAD_WINDOW_S:
+        return start, (began + timedelta(seconds=DEAD_WINDOW_S)).isoformat()
+    return start, now
 
 
 def parse_time(value: str) -> datetime | None:
@@ -311,12 +338,17 @@ def track(note: str = "", client: Any | None = None, dockerfile_text: str = "") 
     started = engine_now(dk)
     before = {r.id: r for r in records(dk)}
     result = Tracking()
+    # the window opens now: if this process is killed mid-build (a kernel restart), the next
+    # claim_late_records still knows when a lab build ran (see _span), and claims what it made
+    key = f"{started}-{os.getpid()}-{os.urandom(3).hex()}"
+    with _locked_state(WINDOWS) as windows:
+        windows[key] = {"start": started, "end": "", "pid": os.getpid(), "note": note}
     try:
         yield result
     finally:
         after = records(dk)
         with _locked_state(WINDOWS) as windows:  # for the records BuildKit lists only later
-            windows[f"{started}-{os.getpid()}-{len(windows)}"] = {"start": started, "end": engine_now(dk), "note": note}
+            windows[key] = {"start": started, "end": engine_now(dk), "note": note}
         created = [r for r in after if r.id not in before]
         result.created = [r for r in created if r.is_cache_mount]
         result.created_records = [r for r in created if not r.is_cache_mount]
@@ -350,8 +382,9 @@ def adopt(ids: list[str], client: Any | None = None) -> list[CacheRecord]:
 def late_records(client: Any | None = None) -> list[CacheRecord]:
     """Records created inside a lab build's window that the lab does not remember yet (listed late)."""
     dk = _client(client)
+    now = engine_now(dk)
     with _locked_state(WINDOWS) as windows:
-        spans = [(str(w.get("start", "")), str(w.get("end", ""))) for w in windows.values()]
+        spans = [_span(w, now) for w in windows.values()]
     known = lab_cache_mount_ids() | lab_build_record_ids()
     return created_within([r for r in records(dk) if r.id not in known], spans)
 
@@ -361,9 +394,15 @@ def claim_late_records(client: Any | None = None) -> list[CacheRecord]:
     dk = _client(client)
     late = late_records(dk)
     remember(late, note="created during a lab build, listed after it")
-    now = parse_time(engine_now(dk))
+    clock = engine_now(dk)
+    now = parse_time(clock)
     with _locked_state(WINDOWS) as windows:
         for key, w in list(windows.items()):
+            if not w.get("end"):
+                if _alive(w.get("pid")):
+                    continue  # a build still running
+                w = windows[key] = {**w, "end": _span(w, clock)[1], "pid": None,
+                                    "note": f"{w.get('note', '')} (its process died mid-build)".strip()}
             end = parse_time(str(w.get("end", "")))
             if now is None or end is None or (now - end).total_seconds() > WINDOW_KEEP_S:
                 del windows[key]

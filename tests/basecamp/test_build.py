@@ -516,6 +516,12 @@ def test_a_kernel_killed_mid_build_leaves_no_build_running_and_the_next_build_wo
     project.dockerfile.write_text(f"FROM {BUSYBOX}\nRUN echo again-{token}\n")
     result = build(project.dockerfile, project.context, project.tag("after-kill"), display="none")
     assert result.image_id
+    # what the killed build made (its context and Dockerfile transfers) is still the lab's: its build window,
+    # opened before the build, outlived its process, so cleanup knows the records (basecamp.buildcache)
+    from basecamp import buildcache
+
+    claimed = buildcache.claim_late_records()
+    assert any("local source" in r.description for r in claimed), [r.description for r in claimed]
 
 
 def test_build_counts_count_the_wrapped_builds_cached_and_ran_steps() -> None:

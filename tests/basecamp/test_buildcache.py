@@ -433,3 +433,37 @@ def test_a_record_remembered_without_its_mount_id_goes_by_its_target() -> None:
     assert buildcache.prune_lab_cache_mounts(dk, dockerfile_text=_STEP5) == 0
     assert buildcache.prune_lab_cache_mounts(dk, dockerfile_text=_STEP6) == 1
     assert [r["ID"] for r in dk.cache] == ["olduv"]
+
+
+def test_a_build_whose_process_died_still_has_its_records_claimed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel killed mid-build never reaches track()'s end: its open window still claims what the build made
+    (up to DEAD_WINDOW_S after it began), and nothing made later."""
+    dk = FakeEngine([])
+    dk.clock = "2026-06-01T12:00:00Z"
+    killed = buildcache.track(note="killed", client=dk)
+    killed.__enter__()  # ...and the process dies here: no __exit__
+    state = json.loads(buildcache.state_file().read_text())[buildcache.WINDOWS]
+    [(key, window)] = state.items()
+    assert window["end"] == "" and window["pid"] == os.getpid()
+    dk.cache.append(_at(_rec("ctx", kind="source.local"), "2026-06-01T12:00:01Z"))
+    dk.clock = "2026-06-01T12:00:05Z"
+    assert [r.id for r in buildcache.late_records(dk)] == ["ctx"], "still building: its window runs until now"
+    monkeypatch.setattr(buildcache, "_alive", lambda pid: False)  # the process is gone
+    dk.cache.append(_at(_rec("yours-much-later", kind="source.local"), "2026-06-01T13:00:00Z"))
+    dk.clock = "2026-06-01T14:00:00Z"
+    assert [r.id for r in buildcache.late_records(dk)] == ["ctx"], "a dead build's window ends DEAD_WINDOW_S in"
+    claimed = buildcache.claim_late_records(dk)
+    assert [r.id for r in claimed] == ["ctx"]
+    assert "ctx" in buildcache.lab_build_record_ids() and "yours-much-later" not in buildcache.lab_build_record_ids()
+    assert json.loads(buildcache.state_file().read_text())[buildcache.WINDOWS] == {}, "closed and settled"
+
+
+def test_a_running_builds_open_window_is_kept() -> None:
+    dk = FakeEngine([])
+    with buildcache.track(client=dk):
+        dk.clock = "2026-06-01T13:00:00Z"
+        buildcache.claim_late_records(dk)  # another process's cleanup meanwhile
+        [window] = json.loads(buildcache.state_file().read_text())[buildcache.WINDOWS].values()
+        assert window["end"] == "" and window["pid"] == os.getpid()
+    [window] = json.loads(buildcache.state_file().read_text())[buildcache.WINDOWS].values()
+    assert window["end"] and "pid" not in window
