@@ -28,19 +28,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if _prepared or item.path.name != alone or not _series_run(item.session):
         return
     _prepared = True
-    from basecamp import config
-    from basecamp.cleanup import cleanup
+    from basecamp.cleanup import fresh_start
 
     t0 = time.perf_counter()
-    report = cleanup()
-    results = config.RESULTS_FILE
-    kept = ""
-    if results.exists() and results.stat().st_size:
-        aside = results.with_name(f"{results.name}.before-{alone.split('_')[0]}-alone-{int(time.time())}")
-        results.rename(aside)
-        kept = f"; results moved aside to {aside.name}"
-    line = (f"{alone} ran first, alone, after a cleanup ({report.summary().splitlines()[0]}){kept}; "
-            f"prepared in {time.perf_counter() - t0:.1f} s")
+    gone = fresh_start(f"{alone.split('_')[0]}-alone")
+    line = f"{alone} ran first, alone, after a cleanup ({gone}); prepared in {time.perf_counter() - t0:.1f} s"
     artifacts = getattr(item.config, "annapurna_artifacts", None)
     if artifacts is not None:
         artifacts.append(line)

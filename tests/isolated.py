@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from basecamp import config, enginelock
-from basecamp.cleanup import cleanup
+from basecamp.cleanup import fresh_start
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -54,14 +54,7 @@ class Run:
 
 def _clean_state(notebook: str) -> str:
     """State (a): the lab's Docker objects removed and the results file emptied (moved aside). One line."""
-    report = cleanup()
-    results = config.RESULTS_FILE
-    kept = ""
-    if results.exists() and results.stat().st_size:
-        aside = results.with_name(f"{results.name}.before-isolated-{notebook.split('_')[0]}-{int(time.time())}")
-        results.rename(aside)
-        kept = f"; results moved aside to {aside.name}"
-    return f"{report.summary().splitlines()[0]}{kept}"
+    return fresh_start(f"isolated-{notebook.split('_')[0]}")
 
 
 def _pytest(notebook: str) -> tuple[bool, str]:

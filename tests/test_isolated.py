@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
 from basecamp import config
 
 from tests import isolated
+
+_cleanup_module = importlib.import_module("basecamp.cleanup")  # the facade's `basecamp.cleanup` is the function
 
 
 class _Report:
@@ -31,7 +34,7 @@ def test_each_notebook_starts_clean_and_step_notebooks_run_twice(monkeypatch: py
         results.write_text('{"step": "01"}\n')
         return notebook != "12_lint.ipynb", "1 passed"
 
-    monkeypatch.setattr(isolated, "cleanup", fake_cleanup)
+    monkeypatch.setattr(_cleanup_module, "cleanup", fake_cleanup)
     monkeypatch.setattr(isolated, "_pytest", fake_pytest)
     lines: list[str] = []
     runs = isolated.run(["00_setup.ipynb", "06_cache_mounts.ipynb", "12_lint.ipynb"], say=lines.append)
@@ -50,7 +53,7 @@ def test_each_notebook_starts_clean_and_step_notebooks_run_twice(monkeypatch: py
 
 
 def test_once_runs_every_notebook_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(isolated, "cleanup", _Report)
+    monkeypatch.setattr(_cleanup_module, "cleanup", _Report)
     monkeypatch.setattr(isolated, "_pytest", lambda nb: (True, ""))
     runs = isolated.run(["01_naive.ipynb"], twice=False, say=lambda _: None)
     assert [r.state for r in runs] == ["a"]

@@ -125,3 +125,21 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
     report.kept_records = sorted(kept)
     report.disk_after_bytes = disk_total(buildcache.disk_usage(client))
     return report
+
+
+def fresh_start(why: str) -> str:
+    """The state a learner has right after `./lab clean`, with an empty results file: `cleanup()`, then the
+    results file moved aside (kept, named `results.jsonl.before-<why>-<time>`). One line says what went.
+
+    Used where a notebook must run as if nothing had run before it (notebooks/conftest.py, tests/isolated.py).
+    """
+    import time
+
+    report = cleanup()
+    results = config.RESULTS_FILE
+    line = report.summary().splitlines()[0]
+    if results.exists() and results.stat().st_size:
+        aside = results.with_name(f"{results.name}.before-{why}-{int(time.time())}")
+        results.rename(aside)
+        line += f"; results moved aside to {aside.name}"
+    return line

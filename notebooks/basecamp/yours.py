@@ -150,37 +150,31 @@ def _is_tool(word: str, tool: str) -> bool:
     return word == tool or word.endswith("/" + tool)
 
 
-def _installs(run: Instruction) -> list[list[str]]:
-    """The `poetry install` / `uv sync` commands of a RUN (with their options)."""
+def _tool_commands(run: Instruction, *uses: tuple[str, str]) -> list[list[str]]:
+    """The commands of a RUN that call one of `uses` (tool, verb), from the tool's word on (options kept)."""
     found = []
     for cmd in _commands(run):
         for i, word in enumerate(cmd):
-            if (_is_tool(word, "poetry") and "install" in cmd[i + 1:]) or (_is_tool(word, "uv") and "sync" in cmd[i + 1:]):
+            if any(_is_tool(word, tool) and verb in cmd[i + 1:] for tool, verb in uses):
                 found.append(cmd[i:])
                 break
     return found
+
+
+def _installs(run: Instruction) -> list[list[str]]:
+    """The `poetry install` / `uv sync` commands of a RUN (with their options)."""
+    return _tool_commands(run, ("poetry", "install"), ("uv", "sync"))
 
 
 def _exports(run: Instruction) -> list[list[str]]:
     """The `poetry export` commands of a RUN (requirements written for pip, in a build stage)."""
-    found = []
-    for cmd in _commands(run):
-        for i, word in enumerate(cmd):
-            if _is_tool(word, "poetry") and "export" in cmd[i + 1:]:
-                found.append(cmd[i:])
-                break
-    return found
+    return _tool_commands(run, ("poetry", "export"))
 
 
-def _pip_installs(run: Instruction) -> list[list[str]]:
-    """The `pip install` commands of a RUN (`python -m pip install` too)."""
-    found = []
-    for cmd in _commands(run):
-        for i, word in enumerate(cmd):
-            if (_is_tool(word, "pip") or _is_tool(word, "pip3") or word == "pip") and "install" in cmd[i + 1:i + 2]:
-                found.append(cmd[i:])
-                break
-    return found
+def _requirement_installs(run: Instruction) -> list[list[str]]:
+    """The `pip install -r <file>` commands of a RUN (`pip3`, `python -m pip` too): dependencies, not the project."""
+    return [cmd for cmd in _tool_commands(run, ("pip", "install"), ("pip3", "install"))
+            if "-r" in cmd or any(w.startswith(("--requirement", "-r")) for w in cmd[1:])]
 
 
 def _option(cmd: list[str], name: str) -> list[str]:
@@ -200,17 +194,6 @@ def _main_only(cmd: list[str]) -> bool:
 
 def _no_root(cmd: list[str]) -> bool:
     return "--no-root" in cmd or "--no-install-project" in cmd
-
-
-def _installs_requirements(run: Instruction) -> bool:
-    """A RUN that installs a requirements file with pip (`pip install -r ...`): dependencies, not the project."""
-    for cmd in _commands(run):
-        for i, word in enumerate(cmd):
-            if (_is_tool(word, "pip") or _is_tool(word, "pip3")) and "install" in cmd[i + 1:]:
-                rest = cmd[i + 1:]
-                if "-r" in rest or any(w.startswith(("--requirement", "-r")) and w != "-r" for w in rest):
-                    return True
-    return False
 
 
 def _cleans_cache(run: Instruction) -> bool:
@@ -308,8 +291,7 @@ def dockerfile_verdict(path: str | Path, *, target: str | None = None, text: str
     cleaned = next((i for i, _ in installs if _cleans_cache(i) or any(m.type == "cache" for m in i.mounts)), None)
     later_rm = next((i for i in runs if first_install and i.line > first_install.line and _cleans_cache(i)
                      and not _installs(i)), None)
-    pips = [(i, cmd) for i in runs for cmd in _pip_installs(i)
-            if "-r" in cmd or any(w.startswith(("--requirement", "-r")) for w in cmd)]
+    pips = [(i, cmd) for i in runs for cmd in _requirement_installs(i)]
     if not installs and pips:  # no Poetry in the image: pip installs the exported requirements
         cached = next((i for i, cmd in pips if "--no-cache-dir" not in cmd and
                        not any(m.type == "cache" for m in i.mounts) and not _no_pip_cache_env(df)), None)
@@ -331,7 +313,7 @@ def dockerfile_verdict(path: str | Path, *, target: str | None = None, text: str
     first_code = code_copies[0] if code_copies else None
     # an install without the project: `poetry install --no-root`, `uv sync --no-install-project`, `pip install -r`
     deps = min((i for i in [*(i for i, cmd in installs if _no_root(cmd)),
-                            *(i for i in runs if _installs_requirements(i))]), key=lambda i: i.line, default=None)
+                            *(i for i in runs if _requirement_installs(i))]), key=lambda i: i.line, default=None)
     early = deps is not None and first_code is not None and first_code.line > deps.line
     checks.append(_check(
         "deps-before-code", "dependencies installed before the code is copied", "04", early,
