@@ -251,29 +251,19 @@ def test_a_pip_requirements_install_before_the_code_counts_as_dependencies_first
     assert not check.applied and check.line == 3, "the code came first: a code edit re-runs the install"
 
 
-_EXPORTED = """FROM python:3.11-slim AS requirements-stage
-WORKDIR /tmp
-RUN pip install poetry
-COPY ./pyproject.toml ./poetry.lock* /tmp/
-RUN poetry export -f requirements.txt --output requirements.txt --without-hashes --without dev,test --with docker
-FROM python:3.11-slim
-WORKDIR /code
-COPY --from=requirements-stage /tmp/requirements.txt /code/requirements.txt
-RUN pip install --no-cache-dir --upgrade -r /code/requirements.txt
-COPY ./src /code/src
-CMD ["gunicorn", "src.app.main:app"]
-"""
+#: A real shape: Poetry only exports the requirements, pip installs them (the fixture's own Dockerfile, unchanged).
+_EXPORTED = (Path(__file__).parents[1] / "fixtures" / "projects" / "fastapi-poetry-skeleton" / "Dockerfile").read_text()
 
 
 def test_requirements_exported_by_poetry_and_installed_by_pip() -> None:
-    """A real shape (tests/fixtures/projects/fastapi-poetry-skeleton): Poetry only exports, pip installs."""
+    """tests/fixtures/projects/fastapi-poetry-skeleton's Dockerfile, and variants of it."""
     verdict = dockerfile_verdict("x", text=_EXPORTED)
     main = verdict.check("main-only")
-    assert main.applied and main.line == 5 and "(main + docker)" in main.note
+    assert main.applied and main.line == 14 and "(main + docker)" in main.note
     assert verdict.check("deps-before-code").applied, "`poetry.lock*` is a dependency file, not code"
-    assert verdict.check("deps-before-code").line == 9
+    assert verdict.check("deps-before-code").line == 26
     cache = verdict.check("cache-cleaned")
-    assert cache.applied and "--no-cache-dir" in cache.note and cache.line == 9
+    assert cache.applied and "--no-cache-dir" in cache.note and cache.line == 26
     assert not verdict.check("pinned-poetry").applied and not verdict.check("non-root").applied
     every_group = dockerfile_verdict("x", text=_EXPORTED.replace(" --without dev,test --with docker", ""))
     assert not every_group.check("main-only").applied
@@ -284,4 +274,4 @@ def test_requirements_exported_by_poetry_and_installed_by_pip() -> None:
         "WORKDIR /code\n", "WORKDIR /code\nENV PIP_NO_CACHE_DIR=1\n"))
     assert env.check("cache-cleaned").applied
     code_glob = dockerfile_verdict("x", text=_EXPORTED.replace("./poetry.lock* /tmp/", "./*.py /tmp/"))
-    assert code_glob.check("deps-before-code").line == 4, "a pattern that matches code copies code"
+    assert code_glob.check("deps-before-code").line == 11, "a pattern that matches code copies code"
