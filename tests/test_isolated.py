@@ -32,22 +32,22 @@ def test_each_notebook_starts_clean_and_step_notebooks_run_twice(monkeypatch: py
         ran.append((notebook, results.exists()))
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text('{"step": "01"}\n')
-        return notebook != "12_lint.ipynb", "1 passed"
+        return notebook != "14_lint.ipynb", "1 passed"
 
     monkeypatch.setattr(_cleanup_module, "cleanup", fake_cleanup)
     monkeypatch.setattr(isolated, "_pytest", fake_pytest)
     lines: list[str] = []
-    runs = isolated.run(["00_setup.ipynb", "06_cache_mounts.ipynb", "12_lint.ipynb"], say=lines.append)
+    runs = isolated.run(["00_setup.ipynb", "06_cache_mounts.ipynb", "14_lint.ipynb"], say=lines.append)
     assert [(r.notebook, r.state) for r in runs] == [("00_setup.ipynb", "a"), ("06_cache_mounts.ipynb", "a"),
-                                                      ("06_cache_mounts.ipynb", "c"), ("12_lint.ipynb", "a")]
+                                                      ("06_cache_mounts.ipynb", "c"), ("14_lint.ipynb", "a")]
     assert len(cleaned) == 3
     # before each notebook's first run the results file is gone (moved aside, kept); the repeat keeps it
     assert ran == [("00_setup.ipynb", False), ("06_cache_mounts.ipynb", False), ("06_cache_mounts.ipynb", True),
-                   ("12_lint.ipynb", False)]
+                   ("14_lint.ipynb", False)]
     assert len(list(results.parent.glob("results.jsonl.before-isolated-*"))) == 2
     assert [r.passed for r in runs] == [True, True, True, False]
     table = isolated.table(runs)
-    assert "| 06_cache_mounts.ipynb | passed, " in table and "| 12_lint.ipynb | FAILED, " in table
+    assert "| 06_cache_mounts.ipynb | passed, " in table and "| 14_lint.ipynb | FAILED, " in table
     assert table.splitlines()[2].endswith("| — |")  # 00 is no step notebook: no second run
     assert any("FAILED from state (a)" in line for line in lines)
 

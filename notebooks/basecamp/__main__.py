@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     report_p = sub.add_parser("report", help="execute every notebook headless and write a static HTML site")
     report_p.add_argument("--out", help="folder for the site (default: .lab/report/)")
     report_p.add_argument("--notebooks", nargs="+", metavar="NB",
-                          help="only these notebooks, by prefix: 01 13_summary (default: every NN_*.ipynb)")
+                          help="only these notebooks, by prefix: 01 15_summary (default: every NN_*.ipynb)")
     report_p.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default: 1800)")
     report_p.add_argument("--notebooks-dir", help="folder of the series (default: notebooks/)")
     args = parser.parse_args(argv)

@@ -103,7 +103,7 @@ def default_out() -> Path:
 
 
 def discover(chosen: Sequence[str] | None = None, notebooks_dir: Path | None = None) -> list[Path]:
-    """The series' notebooks `NN_*.ipynb` in order; `chosen` picks by prefix ("01", "13_summary")."""
+    """The series' notebooks `NN_*.ipynb` in order; `chosen` picks by prefix ("01", "15_summary")."""
     folder = notebooks_dir or config.NOTEBOOKS_DIR
     found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if not chosen:

@@ -8,7 +8,7 @@ cache metadata into the image's config) and `--cache-from <image>`, which the en
 its local image store (moby's localinlinecache) — so the image, saved with `docker save` into a
 folder and loaded with `docker load` on the next runner, *is* a local-directory cache export.
 
-One engine plays both runners. `dockerfiles/extras/10-ci-runner.Dockerfile` takes a `CI_RUNNER`
+One engine plays both runners. `dockerfiles/extras/12-ci-runner.Dockerfile` takes a `CI_RUNNER`
 build arg: each measurement round uses a value new to the engine, so its layers are new too. To
 make the engine forget a build (a fresh runner), `forget()` removes its image and prunes, one by
 one with an anchored id filter, the build-cache records `buildcache.track()` saw appear during it, and
@@ -38,14 +38,14 @@ if TYPE_CHECKING:
     from basecamp.scratch import Scratch
 
 EXTRAS_DIR = config.DOCKERFILES_DIR / "extras"
-RUNNER_DOCKERFILE = EXTRAS_DIR / "10-ci-runner.Dockerfile"
-EXTRACT_DOCKERFILE = EXTRAS_DIR / "10-dance-extract.Dockerfile"
-INJECT_DOCKERFILE = EXTRAS_DIR / "10-dance-inject.Dockerfile"
+RUNNER_DOCKERFILE = EXTRAS_DIR / "12-ci-runner.Dockerfile"
+EXTRACT_DOCKERFILE = EXTRAS_DIR / "12-dance-extract.Dockerfile"
+INJECT_DOCKERFILE = EXTRAS_DIR / "12-dance-inject.Dockerfile"
 #: The folder a CI cache action would keep between runs.
 CACHE_DIR_NAME = "ci-cache"
 IMAGE_TARBALL = "image.tar"
 MOUNT_TARBALL = "poetry-cache.tar"
-RUNNER_TAG = f"{config.IMAGE_REPO_PREFIX}/10-ci-runner"
+RUNNER_TAG = f"{config.IMAGE_REPO_PREFIX}/12-ci-runner"
 #: Prune attempts (1 s apart) before `forget()` gives up on a cache mount still in use.
 FORGET_TRIES = 10
 #: Attempts at a fresh-runner build before a round gives up (a concurrent build can share a mount).
@@ -232,7 +232,7 @@ def runner_build(app: Scratch, runner: str, *, cache_from: list[str] | None = No
     with buildcache.track(note=f"ci runner {runner}", client=engine.client()) as tracked:
         result = build(RUNNER_DOCKERFILE, app.path, f"{RUNNER_TAG}:{runner}", target="runtime",
                        build_args={"CI_RUNNER": runner, "BUILDKIT_INLINE_CACHE": "1"},
-                       labels={STEP_LABEL: "10-ci-runner"}, cache_from=cache_from, display=display)
+                       labels={STEP_LABEL: "12-ci-runner"}, cache_from=cache_from, display=display)
     return result, sorted(r.id for r in [*tracked.created, *tracked.created_records])
 
 
@@ -321,12 +321,12 @@ def dance_round(app: Scratch, *, display: Any = "none") -> tuple[CiRun, CiRun, P
 
 
 def record_ci(runs: list[CiRun]) -> None:
-    """Write notebook 10's runs to the results file (step "10-ci-cache", scenario "ci-<mode>"), for the summary."""
+    """Write notebook 12's runs to the results file (step "12-ci-cache", scenario "ci-<mode>"), for the summary."""
     from basecamp.results import Record, record
 
     counts: dict[str, int] = {}
     for r in runs:
         counts[r.mode] = counts.get(r.mode, 0) + 1
-        record(Record(step="10-ci-cache", scenario=f"ci-{r.mode}", wall_s=round(r.total_s, 3),
+        record(Record(step="12-ci-cache", scenario=f"ci-{r.mode}", wall_s=round(r.total_s, 3),
                       cached_steps=r.cached, ran_steps=r.ran, builder=r.build.builder,
                       image_id=r.build.image_id, downloads=r.downloads, run=counts[r.mode]))

@@ -190,10 +190,10 @@ def _median(values: list[float]) -> float | None:
 
 
 def beyond_table() -> str:
-    """What notebooks 07, 10 and 11 measured that is not a step's size or build time, from the results file.
+    """What notebooks 07, 12 and 13 measured that is not a step's size or build time, from the results file.
 
     Rows appear once the notebook ran on this machine: the build context (07), a fresh CI runner with
-    and without an imported cache (10), and the bytes each image wastes in shadowed or deleted files (11).
+    and without an imported cache (12), and the bytes each image wastes in shadowed or deleted files (13).
     """
     from basecamp.forensics import latest_forensics
     from basecamp.results import load
@@ -210,7 +210,7 @@ def beyond_table() -> str:
     if without and with_:
         body.append(["07 build context", "steps re-run after a notebook edit: without vs with .dockerignore",
                      f"{without.ran_steps} vs {with_.ran_steps}", "—"])
-    batch = _latest_batch("10-ci-cache", "ci-plain")
+    batch = _latest_batch("12-ci-cache", "ci-plain")
     plain = _median([r.wall_s for r in batch if r.scenario == "ci-plain" and r.wall_s is not None])
     imported = _median([r.wall_s for r in batch if r.scenario == "ci-import" and r.wall_s is not None])
     if plain and imported:
@@ -225,7 +225,7 @@ def beyond_table() -> str:
         body.append([f"11 forensics {f['step']}", "bytes in shadowed or deleted-later files; efficiency",
                      f"{fmt_bytes(f['wasted_bytes'])} wasted; {f['efficiency']:.2%}", "—"])
     if not body:
-        return "nothing measured yet beyond the steps: run notebooks 07, 10 and 11"
+        return "nothing measured yet beyond the steps: run notebooks 07, 12 and 13"
     legend = ("ratio: the first value over the second (—: a ratio would not mean much).\n"
-              "efficiency (11): 1 − wasted bytes ÷ the bytes of every file in every layer.")
+              "efficiency (13): 1 − wasted bytes ÷ the bytes of every file in every layer.")
     return text_table(["notebook", "what", "measured here", "ratio"], body) + "\n\n" + legend

@@ -44,4 +44,4 @@ def test_beyond_table_cells_say_what_they_hold(monkeypatch) -> None:
     text = summary.beyond_table()
     assert "11 forensics 03b-cache-deleted-later" in text
     assert "3.85 MB wasted; 99.49%" in text and " · " not in text
-    assert "efficiency (11): 1 − wasted bytes" in text
+    assert "efficiency (13): 1 − wasted bytes" in text

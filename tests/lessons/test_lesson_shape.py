@@ -346,8 +346,8 @@ def test_nbval_comments_and_reasonless_tags_are_caught(tmp_path: Path) -> None:
 def test_a_questionnaire_is_counted(tmp_path: Path) -> None:
     answer = "<details><summary>Answer</summary>\n\nYes.\n</details>"
     five = "## Questionnaire\n\n" + "\n\n".join(f"{n}. Question {n}?\n\n{answer}" for n in range(1, 6))
-    assert questionnaire_findings(_write(tmp_path, [("markdown", five), ("markdown", "## Key points")], name="13_summary.ipynb")) == []
+    assert questionnaire_findings(_write(tmp_path, [("markdown", five), ("markdown", "## Key points")], name="15_summary.ipynb")) == []
     three = "## Questionnaire\n\n" + "\n\n".join(f"**{n}.** Question {n}?\n\n{answer}" for n in range(1, 4)) + "\n\n**4.** Unanswered?"
-    found = [f.found for f in questionnaire_findings(_write(tmp_path, [("markdown", three)], name="13_summary.ipynb"))]
+    found = [f.found for f in questionnaire_findings(_write(tmp_path, [("markdown", three)], name="15_summary.ipynb"))]
     assert any("3 answers" in f for f in found) and any("4 numbered questions" in f for f in found)
-    assert questionnaire_findings(_write(tmp_path, [("markdown", "# 13 · Summary")], name="13_summary.ipynb"))
+    assert questionnaire_findings(_write(tmp_path, [("markdown", "# 13 · Summary")], name="15_summary.ipynb"))

@@ -40,11 +40,11 @@ def tree(tmp_path: Path) -> Path:
     (tmp_path / "dockerfiles" / "extras").mkdir(parents=True)
     for name in ("01-naive", "03-poetry-cache", "03b-cache-deleted-later", "08-uv"):
         (tmp_path / "dockerfiles" / f"{name}.Dockerfile").write_text("FROM scratch\n")
-    (tmp_path / "dockerfiles" / "extras" / "10-ci-runner.Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "dockerfiles" / "extras" / "12-ci-runner.Dockerfile").write_text("FROM scratch\n")
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "glossary.md").write_text("# Glossary\n\n## Cache mount\n\n## Stand-in\n\n<a id=\"cold\"></a>\n")
     _write_nb(tmp_path / "notebooks" / "01_naive.ipynb", [("markdown", "# 01 · Naive\n\n## Build it, live — and measure it")])
-    _write_nb(tmp_path / "notebooks" / "13_summary.ipynb", [("markdown", "# 13 · Summary")])
+    _write_nb(tmp_path / "notebooks" / "15_summary.ipynb", [("markdown", "# 15 · Summary")])
     return tmp_path
 
 
@@ -63,8 +63,8 @@ def _found(tree: Path, *cells: tuple[str, str]) -> list[str]:
 
 
 def test_good_references_pass(tree: Path) -> None:
-    prose = ("See `13_summary.ipynb`, notebooks 01, 02 and 13, notebook 13, steps 1–3 and step 3b, "
-             "`dockerfiles/08-uv.Dockerfile`, `10-ci-runner.Dockerfile`, "
+    prose = ("See `15_summary.ipynb`, notebooks 01, 02 and 15, notebook 15, steps 1–3 and step 3b, "
+             "`dockerfiles/08-uv.Dockerfile`, `12-ci-runner.Dockerfile`, "
              "[a mount](glossary.md#cache-mount), [cold](glossary.md#cold), "
              "[the build](01_naive.ipynb#build-it-live--and-measure-it), [above](#a-section), "
              "[docs](https://docs.docker.com/#nowhere).")
