@@ -111,7 +111,7 @@ def image_files(ref: str) -> list[ImageFile]:
     from basecamp import engine
 
     client = engine.client()
-    container: Any = client.containers.create(ref, labels=config.lab_labels(), network_disabled=True)
+    container: Any = client.containers.create(ref, labels=config.made_labels(), network_disabled=True)
     try:
         with tarfile.open(fileobj=_ChunkReader(iter(container.export())), mode="r|") as tar:  # type: ignore[call-overload]
             return [ImageFile(m.name.removeprefix("./"), m.size, m.mode, m.uid, m.gid, _kind(m), m.linkname)

@@ -303,7 +303,7 @@ def _run_to_exit(image: str, timeout_s: float) -> tuple[int | None, str]:
 
     client = engine.client()
     try:
-        container = client.containers.create(image, labels=config.lab_labels(), network_disabled=True)
+        container = client.containers.create(image, labels=config.made_labels(), network_disabled=True)
     except docker.errors.ImageNotFound as exc:
         raise InputError(f"smoke test: no image {image!r} in the engine: build it first") from exc
     except docker.errors.APIError as exc:
