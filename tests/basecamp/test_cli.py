@@ -1,5 +1,8 @@
 import subprocess
 import sys
+import uuid
+
+import pytest
 
 from basecamp import config
 from basecamp.__main__ import main
@@ -15,10 +18,27 @@ def test_poetry_env_prints_shell_exports(capsys, monkeypatch) -> None:
     assert out == ["export POETRY_PYPI_MIRROR_URL=https://mirror.invalid/simple/", "export X='a b'"]
 
 
-def test_runs_with_only_the_standard_library() -> None:
+#: Run before `python -m basecamp poetry-env`: any top-level import outside the standard library, pip (which the
+#: host's Python has, and whose default index the command reads) and basecamp itself fails, as on a bare host.
+_BARE_HOST = """
+import importlib.abc, runpy, sys
+class Bare(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        top = name.partition(".")[0]
+        if top in sys.stdlib_module_names or top in ("pip", "basecamp", "_distutils_hack"):
+            return None
+        raise ModuleNotFoundError(f"{name} is not on a bare host", name=name)
+sys.meta_path.insert(0, Bare())
+sys.argv = ["basecamp", "poetry-env"]
+runpy.run_module("basecamp", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_poetry_env_runs_with_only_the_standard_library() -> None:
     """./lab runs `python3 -m basecamp poetry-env` with the host's bare Python, before any install."""
-    code = "import sys; sys.modules['docker'] = None; sys.modules['plotly'] = None; import basecamp.__main__"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=config.NOTEBOOKS_DIR)
+    done = subprocess.run([sys.executable, "-c", _BARE_HOST], capture_output=True, text=True, cwd=config.NOTEBOOKS_DIR)
+    assert done.returncode == 0, done.stderr
+    assert all(line.startswith("export ") for line in done.stdout.splitlines()), done.stdout
 
 
 def test_lab_script_help_lists_the_commands() -> None:
@@ -39,18 +59,16 @@ def test_an_interrupted_command_exits_130_with_one_line(capsys, monkeypatch) -> 
     assert err.startswith("interrupted:") and "Traceback" not in err
 
 
-def test_clean_dry_run_removes_nothing(capsys, monkeypatch) -> None:
-    import importlib
-
-    cleanup_mod = importlib.import_module("basecamp.cleanup")
-
-    seen = {}
-
-    def fake(include_bases=False, dry_run=False):
-        seen["dry_run"] = dry_run
-        return cleanup_mod.CleanupReport(images=["annapurna-lab/01-naive:measure"], dry_run=dry_run)
-
-    monkeypatch.setattr(cleanup_mod, "cleanup", fake)
-    assert main(["clean", "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert seen == {"dry_run": True} and "would remove" in out and "annapurna-lab/01-naive:measure" in out
+@pytest.mark.engine
+def test_clean_dry_run_lists_the_labs_container_and_removes_nothing(capsys, docker_client) -> None:
+    """The real command on the real engine: a container with the made label is listed and still there after."""
+    name = f"annapurna-test-dry-run-{uuid.uuid4().hex[:8]}"
+    base = next(t for img in docker_client.images.list() for t in img.tags if t.startswith("python:3.11-slim"))
+    container = docker_client.containers.create(base, command=["true"], name=name, labels=config.made_labels())
+    try:
+        assert main(["clean", "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert "would remove" in out and name in out, out
+        assert docker_client.containers.get(container.id).name == name
+    finally:
+        container.remove(force=True)

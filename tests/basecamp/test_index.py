@@ -181,10 +181,14 @@ def test_poetry_env() -> None:
     assert index.poetry_env(IndexSettings(url="https://idx.example/simple", needs_mirror=False, ca_bundle=None)) == {}
 
 
-def test_pip_config_reads_this_machine() -> None:
+def test_pip_config_reads_what_pip_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real `pip config list`, pointed at a file of ours (PIP_CONFIG_FILE is read last, so it wins)."""
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = https://idx.example/simple/\ntimeout = 7\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
     config = index.pip_config()
-    assert isinstance(config, dict)
-    assert all(isinstance(k, str) and isinstance(v, str) for k, v in config.items())
+    assert config["global.index-url"] == "https://idx.example/simple/"
+    assert config["global.timeout"] == "7"
 
 
 def test_run_lock_returns_stdout_and_names_the_failure() -> None:
