@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-
 #: The notebook the whole-series run executes first, alone, from a just-cleaned lab (notebooks/conftest.py):
 #: the step notebook reported failing when a learner ran it alone after `./lab clean` (issue 17).
 ALONE_FIRST = "06_cache_mounts.ipynb"

@@ -50,7 +50,8 @@ _EXPORTS = {
 }
 _RENAMED = {"article_figure": "figure", "load_results": "load", "uv_lock": "lock", "compare_locks": "compare"}
 
-__all__ = ["BuildError", "CommandError", "EngineError", "InputError", "LabError", *_EXPORTS]
+# The facade's names: the errors, then every lazily imported helper of _EXPORTS.
+__all__ = ["BuildError", "CommandError", "EngineError", "InputError", "LabError", *_EXPORTS]  # noqa: PLE0604
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,15 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from . import config
-from .engine import apt_install, client, find_program, is_debian_like, is_root, locked, run
+from .engine import (
+    apt_install,
+    client,
+    find_program,
+    is_debian_like,
+    is_root,
+    locked,
+    run,
+)
 from .errors import BuildError, CommandError, EngineError, InputError, LabError
 from .index import IndexSettings, has_credentials, index_settings, redact
 

@@ -423,6 +423,7 @@ def step_forensics(step: str, *, refresh: bool = False, log: Any = print) -> Ima
                 raise
             image_id = ""
     result.ref = image_tag(name, "measure")
+    assert found is not None  # the loop above measured the step when the results file had nothing
     record(Record(step=name, scenario=SCENARIO, size_bytes=result.total_bytes, image_id=image_id,
                   measurement=found.measurement, wasted_bytes=result.wasted_bytes,
                   efficiency=round(result.efficiency, 6), wall_s=result.seconds))

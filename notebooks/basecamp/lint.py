@@ -163,7 +163,7 @@ def is_final(path: Path) -> bool:
     if path.parent.resolve() != config.DOCKERFILES_DIR.resolve():
         return False
     m = _STEP_NUMBER.match(path.name)
-    return bool(m) and int(m.group(1)) >= FINAL_FROM
+    return m is not None and int(m.group(1)) >= FINAL_FROM
 
 
 def all_dockerfiles() -> list[Path]:

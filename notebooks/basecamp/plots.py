@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import base64
+import contextlib
 import logging
 import os
 import threading
@@ -66,10 +67,8 @@ class _ChartBrowser:
         return self._call(self.kaleido.calc_fig(fig_dict, opts=opts))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the browser is gone already: nothing left to close
             self._call(self.kaleido.close())
-        except Exception:  # the browser is gone already: nothing left to close
-            pass
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
@@ -93,7 +92,7 @@ def static_png(fig: go.Figure | dict[str, Any], width: int = STATIC_WIDTH) -> by
         if _browser is None:
             _browser = _ChartBrowser(STATIC_TIMEOUT_S)
         png = _browser.png(fig_dict, opts)
-    except Exception as exc:  # no kaleido, no browser, a browser that does not start: keep the chart interactive-only
+    except Exception as exc:  # noqa: BLE001 — no kaleido, no browser, a browser that does not start: keep the chart interactive-only
         static_problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         log.info("charts are stored without a static image: %s", static_problem)
         return None
@@ -218,7 +217,8 @@ def plot_compare(rows: Sequence[dict[str, Any]], metric: str = "size", *, articl
     for name in names:
         fig.add_trace(_metric_trace(rows, name, visible=name == metric))
     steps = [r["step"] for r in rows]
-    article_sizes = [CLAIMS[s].size_bytes / MB if s in CLAIMS and CLAIMS[s].size_bytes else None for s in steps]
+    claimed = [CLAIMS[s].size_bytes if s in CLAIMS else None for s in steps]
+    article_sizes = [size / MB if size else None for size in claimed]
     if article and any(article_sizes):
         fig.add_trace(go.Bar(x=steps, y=article_sizes, name="the article (python:3.11-buster bases)",
                              marker_color=BASE_COLOR, visible=metric == "size"))

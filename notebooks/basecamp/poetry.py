@@ -41,7 +41,7 @@ def poetry_info() -> PoetryInfo:
     """Run `poetry --version` on the lab's Poetry."""
     path = find_poetry()
     cmd = [str(path), "--version"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr)
     # "Poetry (version 2.5.1)"
@@ -52,7 +52,7 @@ def poetry_info() -> PoetryInfo:
 def check_lock(project: Path | None = None) -> str:
     """`poetry check --lock`: is poetry.lock consistent with pyproject.toml? Returns its output."""
     cmd = [str(find_poetry()), "check", "--lock", "--directory", str(project or config.REPO_ROOT)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr, "run `poetry lock` with the pinned Poetry")
     return proc.stdout.strip()
@@ -90,7 +90,7 @@ def select_groups(project: Path, *flags: str) -> GroupSelection:
 
     cmd = [str(find_poetry()), "show", "--no-ansi", "--directory", str(project), *flags]
     env = {**os.environ, **poetry_env(), "POETRY_VIRTUALENVS_CREATE": "false", "POETRY_NO_INTERACTION": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120, env=env)
     if proc.returncode != 0:
         message = " ".join((proc.stderr or proc.stdout).split())
         if not message:

@@ -9,7 +9,7 @@ import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from basecamp import config
@@ -30,7 +30,7 @@ class Record:
     builder: str = ""
     base: str = ""
     image_id: str = ""
-    recorded_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    recorded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     #: Packages Poetry downloaded in this build (basecamp.measure, when known).
     downloads: int | None = None
     #: 1, 2, ...: which run of its scenario this was, within one measurement (basecamp.measure).

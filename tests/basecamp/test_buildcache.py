@@ -443,7 +443,7 @@ def test_a_build_whose_process_died_still_has_its_records_claimed(monkeypatch: p
     killed = buildcache.track(note="killed", client=dk)
     killed.__enter__()  # ...and the process dies here: no __exit__
     state = json.loads(buildcache.state_file().read_text())[buildcache.WINDOWS]
-    [(key, window)] = state.items()
+    [window] = state.values()
     assert window["end"] == "" and window["pid"] == os.getpid()
     dk.cache.append(_at(_rec("ctx", kind="source.local"), "2026-06-01T12:00:01Z"))
     dk.clock = "2026-06-01T12:00:05Z"

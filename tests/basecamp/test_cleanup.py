@@ -10,7 +10,13 @@ from basecamp import buildcache, config
 from basecamp.build import build
 from basecamp.cleanup import cleanup, label_filter
 from basecamp.display import NullDisplay
-from test_buildcache import ForeignBuild, _cache_mount_dockerfile, _foreign_build, _mounts_for, _remove
+from test_buildcache import (
+    ForeignBuild,
+    _cache_mount_dockerfile,
+    _foreign_build,
+    _mounts_for,
+    _remove,
+)
 
 
 def test_filter_matches_the_lab_label_only() -> None:

@@ -19,7 +19,14 @@ import pytest
 from basecamp import buildcache, config, disk, engine, images, measure
 from basecamp import display as display_mod
 from basecamp.build import BuildResult
-from basecamp.display import BuildLog, PlainDisplay, ShellCommand, redact_hosts, shell_command, summary_line
+from basecamp.display import (
+    BuildLog,
+    PlainDisplay,
+    ShellCommand,
+    redact_hosts,
+    shell_command,
+    summary_line,
+)
 from basecamp.images import ImageInfo
 from basecamp.progress import parse_header, parse_log
 
@@ -185,7 +192,7 @@ class FakeImage:
 
 
 class FakeClient:
-    class images:  # noqa: N801 - mirrors docker.DockerClient.images
+    class images:
         @staticmethod
         def get(ref: str) -> FakeImage:
             return FakeImage(tags=[ref])
@@ -255,7 +262,7 @@ def run_cell(code: Any, monkeypatch: pytest.MonkeyPatch) -> Stored:
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
-    shell = InteractiveShell.instance()
+    InteractiveShell.instance()  # the shell the captured display calls go to
     monkeypatch.setattr(display_mod, "in_kernel", lambda: True)
     try:
         with capture_output() as captured:
@@ -308,7 +315,7 @@ def test_a_measurement_in_a_terminal_stays_short(fake_lab: FakeScratch, tmp_path
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 4 + 8, "\n".join(out)  # 4 commands, 8 build lines (2 warm-ups)
     assert sum(line.startswith("$ ") for line in out) == 4
-    assert [line for line in out if not line.startswith("$ ")][0].startswith("01-naive: cold 1: ")
+    assert next(line for line in out if not line.startswith("$ ")).startswith("01-naive: cold 1: ")
     assert m.scenarios["cold"].runs[0].build is not None and m.scenarios["cold"].runs[0].build.step_matching("poetry")
 
 

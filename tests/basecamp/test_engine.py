@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from basecamp import buildcache, config, engine
 from basecamp.errors import EngineError
 

@@ -65,10 +65,10 @@ def test_re_entrant_within_a_process_and_inherited_by_children() -> None:
         with enginelock.exclusive("building x", say=said.append):  # a measurement's own build
             assert enginelock.holder().startswith("measuring x")
         child = subprocess.run(
-            [sys.executable, "-c", "from basecamp import enginelock\n"
-             "with enginelock.exclusive('child', say=lambda m: print('WAITED', m)): print('ran')"],
+            [sys.executable, "-c", ("from basecamp import enginelock\n"
+                                    "with enginelock.exclusive('child', say=lambda m: print('WAITED', m)): print('ran')")],
             env={**os.environ, "PYTHONPATH": str(config.REPO_ROOT / "notebooks")},
-            capture_output=True, text=True, timeout=30)
+            check=False, capture_output=True, text=True, timeout=30)
         assert child.stdout.strip() == "ran", child.stdout + child.stderr
     assert said == []
     assert enginelock.HELD_ENV not in os.environ

@@ -9,10 +9,9 @@ import tarfile
 import uuid
 
 import pytest
-from test_build import BUSYBOX, ensure_busybox
-
 from basecamp import config, forensics
 from basecamp.errors import InputError
+from test_build import BUSYBOX, ensure_busybox
 
 
 def layer_tar(files: dict[str, int] | None = None, dirs: tuple[str, ...] = (), whiteouts: tuple[str, ...] = ()) -> bytes:

@@ -6,11 +6,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from basecamp import installer, progress
 from basecamp.build import BuildResult
 from basecamp.errors import InputError
-from basecamp.installer import InstallReport, archive_name, install_report, parse_install
+from basecamp.installer import (
+    InstallReport,
+    archive_name,
+    install_report,
+    parse_install,
+)
 
 DATA = Path(__file__).parent / "data" / "installer"
 #: The app's runtime dependencies as locked when the logs were captured (fastapi, uvicorn and theirs).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import stat
 
 import pytest
-
 from basecamp import config, lint
 from basecamp.errors import CommandError
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, ClassVar
 
 import plotly.graph_objects as go
 import pytest
-
 from basecamp import plots
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -55,8 +54,8 @@ def test_static_images_can_be_switched_off(fresh: None, monkeypatch: pytest.Monk
 class FakeKaleido:
     """Stands for kaleido.Kaleido: records how it was made and what it drew."""
 
-    made: list[dict[str, Any]] = []
-    drawn: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    made: ClassVar[list[dict[str, Any]]] = []
+    drawn: ClassVar[list[tuple[dict[str, Any], dict[str, Any]]]] = []
 
     def __init__(self, **kwargs: Any) -> None:
         FakeKaleido.made.append(kwargs)

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from basecamp import config, measure, results
 from basecamp.errors import InputError
 from basecamp.project import Project, default_project, example_project, use_project

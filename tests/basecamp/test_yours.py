@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from basecamp import config, measure, results
 from basecamp.dockerparse import parse
 from basecamp.errors import InputError
