@@ -7,13 +7,12 @@ file; `COPY . .` sends everything), minus .dockerignore, and reports it as a ver
 builder would (the upper bound of what `COPY . .` sends); `transferred_bytes()` reads what
 BuildKit really transferred in a build.
 
-The .dockerignore matcher covers the patterns the lab writes (names, `*`/`?` globs, `**/` prefixes,
-`!` exceptions; a matched folder excludes everything under it), as Docker's `fileutils` reads them.
+.dockerignore patterns are matched by the Docker SDK's `PatternMatcher` (a port of Docker's own
+`fileutils`: names, `*`/`?` globs, `**`, `!` exceptions, a matched folder excludes what is under it).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import re
@@ -21,6 +20,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from docker.utils.build import PatternMatcher
 
 from basecamp import config
 from basecamp.build import BuildCounts
@@ -62,25 +63,14 @@ def read_dockerignore(path: Path) -> list[str]:
     return patterns
 
 
-def _matches(rel: str, pattern: str) -> bool:
-    """Does `pattern` match path `rel` or one of its parent folders (a folder excludes its contents)?"""
-    parts = rel.split("/")
-    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    if pattern.startswith("**/"):
-        tail = pattern[3:]
-        return any(fnmatch.fnmatchcase(p, tail) or fnmatch.fnmatchcase("/".join(parts[j:i + 1]), tail)
-                   for i, p in enumerate(prefixes) for j in range(i + 1))
-    return any(fnmatch.fnmatchcase(p, pattern) and p.count("/") == pattern.count("/") for p in prefixes)
+def matcher(patterns: list[str]) -> PatternMatcher:
+    """Docker's own .dockerignore matcher (the Docker SDK's port of `fileutils`), for `patterns`."""
+    return PatternMatcher(patterns)
 
 
 def is_ignored(rel: str, patterns: list[str]) -> bool:
     """Whether .dockerignore `patterns` keep path `rel` (relative, `/`-separated) out; the last match wins."""
-    ignored = False
-    for pattern in patterns:
-        neg = pattern.startswith("!")
-        if _matches(rel, pattern[1:] if neg else pattern):
-            ignored = not neg
-    return ignored
+    return bool(matcher(patterns).matches(rel))
 
 
 def context_size(root: Path, ignore: list[str] | None = None, top: int = 8) -> ContextSize:
@@ -92,16 +82,17 @@ def context_size(root: Path, ignore: list[str] | None = None, top: int = 8) -> C
     if not root.is_dir():
         raise InputError(f"context_size: {root} is not a folder")
     patterns = list(ignore or [])
+    ignored = matcher(patterns).matches
     per_top: dict[str, int] = {}
     files = total = 0
     for folder, dirs, names in os.walk(root):
         rel_folder = os.path.relpath(folder, root)
         rel_folder = "" if rel_folder == "." else rel_folder + "/"
         if patterns and not any(p.startswith("!") for p in patterns):
-            dirs[:] = [d for d in dirs if not is_ignored(rel_folder + d, patterns)]
+            dirs[:] = [d for d in dirs if not ignored(rel_folder + d)]
         for name in names:
             rel = rel_folder + name
-            if patterns and is_ignored(rel, patterns):
+            if patterns and ignored(rel):
                 continue
             size = os.lstat(os.path.join(folder, name)).st_size
             files += 1

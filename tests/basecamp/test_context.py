@@ -31,6 +31,18 @@ def test_an_exception_lets_a_file_back_in() -> None:
     assert not context.is_ignored("docs/a.md", ["docs", "!docs/a.md"])
 
 
+@pytest.mark.parametrize(("path", "pattern", "ignored"), [
+    ("x/y/z/b.txt", "x/**/b.txt", True),  # `**` in the middle: any number of folders
+    ("x/b.txt", "x/**/b.txt", True),  # ... zero of them too
+    ("x/y/c.txt", "x/**/b.txt", False),
+    ("a/b/c", "a/*", True),  # a matched folder excludes what is under it
+    ("ab/c", "a?/c", True),
+    ("a/b/c", "*/c", False),  # `*` stays inside one path segment
+])
+def test_patterns_match_as_docker_reads_them(path: str, pattern: str, ignored: bool) -> None:
+    assert context.is_ignored(path, [pattern]) is ignored
+
+
 def test_context_size_counts_what_is_not_ignored(tmp_path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "big").write_bytes(b"x" * 1000)
