@@ -13,7 +13,6 @@ import json
 import re
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from . import config
+from . import config, process
 from .engine import (
     apt_install,
     client,
@@ -225,9 +224,8 @@ def parse_apt_config_dump(text: str, names: Iterable[str] = INHERITED_APT_OPTION
 
 def host_apt_options(names: Iterable[str] = INHERITED_APT_OPTIONS) -> dict[str, str]:
     """The given apt options as `apt-config dump` reports them on this machine (empty without apt)."""
-    try:
-        proc = subprocess.run(["apt-config", "dump"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+    proc = process.attempt(["apt-config", "dump"], timeout=30)
+    if proc is None:
         return {}
     return parse_apt_config_dump(proc.stdout, names)
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from basecamp import config
+from basecamp import config, process
 from basecamp.display import BuildDisplay, make_display
 from basecamp.errors import BuildError, CommandError, InputError
 from basecamp.progress import ClassicParser, ProgressParser, Step
@@ -51,11 +51,8 @@ def _setpriv_with_pdeathsig() -> str | None:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         return None
-    try:
-        helped = subprocess.run([setpriv, "--help"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return setpriv if "--pdeathsig" in helped.stdout + helped.stderr else None
+    helped = process.attempt([setpriv, "--help"], timeout=10)
+    return setpriv if helped is not None and "--pdeathsig" in helped.output else None
 #: Log lines of the failing step (and of BuildKit's error summary) a BuildError message shows.
 ERROR_TAIL = 20
 

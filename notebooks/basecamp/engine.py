@@ -17,8 +17,8 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
-from . import config
-from .errors import CommandError, EngineError
+from . import config, process
+from .errors import EngineError
 
 ENGINE_DIR = config.LAB_HOME / "engine"
 DOCKERD_LOG = ENGINE_DIR / "dockerd.log"
@@ -111,25 +111,7 @@ def is_root() -> bool:
 
 def run(argv: Sequence[str], hint: str = "", timeout: float = 900, env: dict[str, str] | None = None) -> str:
     """Run a command, return its combined output; raise CommandError (with output) when it fails."""
-    try:
-        proc = subprocess.run(
-            list(argv),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **(env or {})},
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise CommandError(argv, 127, str(exc), hint) from exc
-    except subprocess.TimeoutExpired as exc:
-        out = exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else (exc.output or "")
-        raise CommandError(argv, -1, out + f"\n(timed out after {timeout:.0f} s)", hint) from exc
-    if proc.returncode != 0:
-        raise CommandError(argv, proc.returncode, proc.stdout, hint)
-    return proc.stdout
+    return process.run(argv, timeout=timeout, env=env, merge_stderr=True, hint=hint).stdout
 
 
 def apt_install(packages: Sequence[str], why: str) -> None:
@@ -276,19 +258,8 @@ def docker_clis(path: str | None = None, extra: Sequence[str] = ("/usr/bin",)) -
     return found
 
 
-def _try(argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str] | None:
-    try:
-        return subprocess.run(
-            list(argv),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+def _try(argv: Sequence[str], env: dict[str, str] | None = None) -> process.Completed | None:
+    return process.attempt(argv, timeout=30, env=env)
 
 
 def cli_version(cli: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import os
 import ssl
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -18,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from basecamp.errors import CommandError
+from basecamp import process
 
 #: A release that exists on every PyPI-shaped index; its per-version JSON page is what Poetry reads.
 PROBE_PROJECT = "pip"
@@ -77,17 +76,8 @@ def redact(url: str) -> str:
 
 def pip_config() -> dict[str, str]:
     """pip's configuration as `python -m pip config list` prints it: {"global.index-url": "...", ...}."""
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "config", "list"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    if proc.returncode != 0:
+    proc = process.attempt([sys.executable, "-m", "pip", "config", "list"], timeout=60)
+    if proc is None or not proc.ok:
         return {}
     return parse_pip_config_list(proc.stdout)
 
@@ -209,11 +199,5 @@ def run_lock(cmd: list[str], env: dict[str, str], timeout_s: int, why: str) -> s
     Raises CommandError naming the command, its output and `why` the lab runs it, when it fails or
     takes longer than `timeout_s`.
     """
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env,
-                              stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise CommandError(cmd, -1, f"timed out after {timeout_s} s", "is the package index reachable?") from exc
-    if proc.returncode != 0:
-        raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr, f"{why}: is the package index reachable?")
-    return proc.stdout
+    return process.run(cmd, timeout=timeout_s, env=env, inherit_env=False,
+                       hint=f"{why}: is the package index reachable?").stdout

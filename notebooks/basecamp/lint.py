@@ -19,12 +19,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from basecamp import config
+from basecamp import config, process
 from basecamp.errors import CommandError, LabError
 
 #: Numbered steps from this one on are "final": the Dockerfiles a reader should copy.
@@ -137,9 +136,7 @@ def hadolint(paths: list[Path], *, binary: str | None = None) -> list[Finding]:
     if not paths:
         return []
     command = [binary or hadolint_path(), "--no-fail", "--no-color", "--format", "json", *map(str, paths)]
-    proc = subprocess.run(command, check=False, capture_output=True, text=True, cwd=config.REPO_ROOT, timeout=120)
-    if proc.returncode != 0:
-        raise CommandError(command, proc.returncode, (proc.stdout + proc.stderr).strip())
+    proc = process.run(command, timeout=120, cwd=config.REPO_ROOT)
     return parse_findings(proc.stdout, command)
 
 

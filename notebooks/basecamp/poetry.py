@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from basecamp import config
+from basecamp import config, process
 from basecamp.errors import CommandError, LabError
 
 #: Where `./lab` installs the pinned Poetry (with the mirror plugin) in its own venv.
@@ -41,9 +40,7 @@ def poetry_info() -> PoetryInfo:
     """Run `poetry --version` on the lab's Poetry."""
     path = find_poetry()
     cmd = [str(path), "--version"]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr)
+    proc = process.run(cmd, timeout=60)
     # "Poetry (version 2.5.1)"
     version = proc.stdout.strip().rsplit(" ", 1)[-1].rstrip(")")
     return PoetryInfo(path=path, version=version, pinned=config.poetry_version())
@@ -52,9 +49,7 @@ def poetry_info() -> PoetryInfo:
 def check_lock(project: Path | None = None) -> str:
     """`poetry check --lock`: is poetry.lock consistent with pyproject.toml? Returns its output."""
     cmd = [str(find_poetry()), "check", "--lock", "--directory", str(project or config.REPO_ROOT)]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
-    if proc.returncode != 0:
-        raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr, "run `poetry lock` with the pinned Poetry")
+    proc = process.run(cmd, timeout=120, hint="run `poetry lock` with the pinned Poetry")
     return proc.stdout.strip()
 
 
@@ -89,9 +84,9 @@ def select_groups(project: Path, *flags: str) -> GroupSelection:
     from basecamp.index import poetry_env
 
     cmd = [str(find_poetry()), "show", "--no-ansi", "--directory", str(project), *flags]
-    env = {**os.environ, **poetry_env(), "POETRY_VIRTUALENVS_CREATE": "false", "POETRY_NO_INTERACTION": "1"}
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120, env=env)
-    if proc.returncode != 0:
+    env = {**poetry_env(), "POETRY_VIRTUALENVS_CREATE": "false", "POETRY_NO_INTERACTION": "1"}
+    proc = process.run(cmd, timeout=120, env=env, check=False)
+    if not proc.ok:
         message = " ".join((proc.stderr or proc.stdout).split())
         if not message:
             raise CommandError(cmd, proc.returncode, proc.stdout + proc.stderr)
