@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from basecamp import config, process
+from basecamp import config, dockerparse, process
 from basecamp.display import BuildDisplay, make_display
 from basecamp.errors import BuildError, CommandError, InputError
 from basecamp.progress import ClassicParser, ProgressParser, Step
@@ -143,9 +143,7 @@ class BuildCounts:
 
 def dockerfile_stages(text: str) -> list[str]:
     """Stage names in file order, as BuildKit prints them: the `AS` name, else "stage-<i>"."""
-    from basecamp.steps import parse_stages
-
-    return [st.name or f"stage-{i}" for i, st in enumerate(parse_stages(text))]
+    return [st.name or f"stage-{i}" for i, st in enumerate(dockerparse.parse(text).stages)]
 
 
 def order_steps(steps: list[Step], dockerfile_text: str = "") -> list[Step]:

@@ -55,6 +55,11 @@ def lab_labels(**extra: str) -> dict[str, str]:
     return {LAB_LABEL: LAB_LABEL_VALUE, **extra}
 
 
+#: Label naming the project an image was built from (besides steps.STEP_LABEL).
+PROJECT_LABEL = "org.annapurna.project"
+#: The repo's own app's project name: results without a project are its.
+DEFAULT_PROJECT = "annapurna"
+
 #: Set on every image and container the lab itself builds or runs (not on the stand-in bases). Images
 #: inherit their base's labels, so an image *you* build FROM a stand-in carries LAB_LABEL too; cleanup
 #: selects on this label, which such an image never has.

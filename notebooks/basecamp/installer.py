@@ -25,6 +25,18 @@ So, at `-vvv`: `downloaded` = the distributions whose archive was fetched (HTTP 
 when it carries a debug-only line (`DEBUG_MARKERS`); BuildKit clipping the step's log
 (`[output clipped, log limit ... reached]`) makes the count unknown again.
 
+uv (step 8) is read the same way: what `uv sync -v` prints without a terminal (uv 0.13.9, measured in the lab's bases):
+
+    DEBUG Identified uncached distribution: fastapi==0.165.0
+    DEBUG Sending fresh GET request for: https://<files>/packages/.../fastapi-0.165.0-py3-none-any.whl
+    Prepared 14 packages in 491ms
+    Installed 14 packages in 476ms
+     + fastapi==0.165.0
+
+A package already in uv's cache makes no request, so `downloaded` = the archives fetched with a
+fresh GET, `installed` = the `+` lines, `from_cache` = installed and not downloaded. Without `-v`
+there is no per-archive line: downloads are then unknown.
+
 Names are compared normalised (PEP 503: lower case, runs of `-_.` as one `-`).
 """
 
@@ -42,6 +54,11 @@ if TYPE_CHECKING:
 
     from basecamp.build import BuildResult
 
+#: The instruction of a uv step that installs, and what `uv sync -v` prints per package.
+SYNC_MATCH = "uv sync"
+_INSTALLED = re.compile(r"^\s*\+\s+(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)")
+_FRESH_GET = re.compile(r"DEBUG Sending fresh GET request for: (?P<url>\S+)")
+_UV_DEBUG = re.compile(r"^(?:\d+\.\d+\s+)?DEBUG ")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: `  - Installing anyio (4.16.0)`, `  - Updating x (1.0 -> 1.1)`; `: Skipped ...` when already there.
 _OPERATION = re.compile(
@@ -206,10 +223,32 @@ def install_report(build: BuildResult, match: str = "poetry install") -> Install
         matching = [s for s in build.steps if folded in s.name.casefold() and not s.internal]
     if not matching and match == "poetry install" and any("uv sync" in s.name for s in build.steps):
         # step 8 installs with uv: its output has its own format
-        from basecamp.uvlock import sync_report
-
         return sync_report(build)
     if not matching:
         names = "; ".join(s.name for s in build.steps if not s.is_from) or "none"
         raise InputError(f"install_report: no step of {build.tag} contains {match!r} (its steps: {names})")
     return combine([parse_install(s.log) for s in matching if s.status == "done"])
+
+
+# --- what `uv sync` did (step 8) ------------------------------------------------------------
+
+
+def _read_uv_line(line: str) -> LogLine:
+    if (m := _INSTALLED.match(line)) is not None:
+        return LogLine(installed=m["name"])
+    if (g := _FRESH_GET.search(line)) is not None:
+        return LogLine(fetched=url_filename(g["url"]))
+    return LogLine()
+
+
+def parse_sync(lines: list[str]) -> InstallReport:
+    """Read one `uv sync`'s output (a step's log lines, or any captured output)."""
+    return parse_output(lines, _read_uv_line, _UV_DEBUG, "uv without -v prints no per-download line")
+
+
+def sync_report(build: BuildResult) -> InstallReport:
+    """What the build's `uv sync` steps did (steps that came from the layer cache add nothing)."""
+    matching = [s for s in build.steps if SYNC_MATCH in s.name and not s.internal]
+    if not matching:
+        raise InputError(f"sync_report: no step of {build.tag} runs {SYNC_MATCH!r}")
+    return combine([parse_sync(s.log) for s in matching if s.status == "done"])

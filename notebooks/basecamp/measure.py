@@ -544,7 +544,6 @@ class _Session:
     def build(self, label: str, *, no_cache: bool) -> tuple[BuildResult, Tracking, BuildDisplay]:
         from basecamp import buildcache
         from basecamp.build import build
-        from basecamp.project import PROJECT_LABEL
         from basecamp.steps import STEP_LABEL
 
         tag = _measure_ref(self.step, self.project, f"measure-{label}")
@@ -552,7 +551,7 @@ class _Session:
         shown = self._display()
         with buildcache.track(note=tag, client=self.client, dockerfile_text=self.dockerfile.read_text()) as tracking:
             result = build(self.dockerfile, self.app.path, tag, target=self.target, no_cache=no_cache,
-                           labels={STEP_LABEL: self.step, PROJECT_LABEL: self.project.name}, display=shown)
+                           labels={STEP_LABEL: self.step, config.PROJECT_LABEL: self.project.name}, display=shown)
         _drop_superseded(self.client, old, result.image_id)
         self.builder = result.builder
         if self.image is None:  # the first build of the measurement is the image it reports

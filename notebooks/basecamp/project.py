@@ -47,10 +47,9 @@ from basecamp.projectlayout import Package, read_layout, read_lock, relock_comma
 if TYPE_CHECKING:
     from basecamp.smoke import SmokeResult
 
-#: Label naming the project an image was built from (besides steps.STEP_LABEL).
-PROJECT_LABEL = "org.annapurna.project"
+PROJECT_LABEL = config.PROJECT_LABEL
 #: The repo's own app: the package and module every step Dockerfile names.
-DEFAULT_NAME = "annapurna"
+DEFAULT_NAME = config.DEFAULT_PROJECT
 DEFAULT_PACKAGE = "annapurna"
 DEFAULT_MODULE = "annapurna.main"
 DEFAULT_README = "README.md"

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from basecamp import config
-from basecamp.project import DEFAULT_NAME
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def record(rec: Record, path: Path | None = None) -> Record:
 def load(step: str | None = None, path: Path | None = None, project: str | None = None) -> list[Record]:
     """Every record (of `step`, of `project`, when given), oldest first. Unreadable lines (a truncated last one) are skipped.
 
-    A record without a project (written before projects existed) is the repo's app's (DEFAULT_NAME).
+    A record without a project (written before projects existed) is the repo's app's (config.DEFAULT_PROJECT).
     """
     path = path or config.RESULTS_FILE
     if not path.exists():
@@ -100,6 +99,6 @@ def load(step: str | None = None, path: Path | None = None, project: str | None 
         if not isinstance(data, dict) or "step" not in data or "scenario" not in data:
             continue
         rec = Record(**{k: v for k, v in data.items() if k in known})
-        if (step is None or rec.step == step) and (project is None or (rec.project or DEFAULT_NAME) == project):
+        if (step is None or rec.step == step) and (project is None or (rec.project or config.DEFAULT_PROJECT) == project):
             out.append(rec)
     return out

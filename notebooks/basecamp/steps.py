@@ -104,10 +104,8 @@ def build_step(step: str, app: Scratch, label: str = "latest", *, no_cache: bool
 
     prepare_context(app, dockerfile(step))  # a uv step's context needs a uv.lock
     if app.project is not None and not app.project.is_default:
-        from basecamp.project import PROJECT_LABEL
-
         return build(app.project.dockerfile(step), app.path, app.project.image_tag(step, label), target=target,
-                     no_cache=no_cache, labels={STEP_LABEL: step_name(step), PROJECT_LABEL: app.project.name},
+                     no_cache=no_cache, labels={STEP_LABEL: step_name(step), config.PROJECT_LABEL: app.project.name},
                      display=display)
     return build(dockerfile(step), app.path, image_tag(step, label), target=target, no_cache=no_cache,
                  labels={STEP_LABEL: step_name(step)}, display=display)

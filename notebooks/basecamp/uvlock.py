@@ -1,4 +1,4 @@
-"""uv in the lab: its lock file, derived from Poetry's, and what `uv sync` did in a build.
+"""uv in the lab: its lock file, derived from Poetry's.
 
 Step 8 installs the app's dependencies with uv, from a uv.lock. The lab does not keep a second
 lock in the checkout (uv.lock records the index URL of every package, and the checkout never names
@@ -9,17 +9,7 @@ the one poetry.lock pins. The constraints go into the copy's pyproject.toml as
 image sees the same manifest the lock was made from. `lock()` then checks that every package both
 locks name has the same version in both.
 
-What `uv sync -v` prints without a terminal (uv 0.13.9, measured in the lab's bases):
-
-    DEBUG Identified uncached distribution: fastapi==0.165.0
-    DEBUG Sending fresh GET request for: https://<files>/packages/.../fastapi-0.165.0-py3-none-any.whl
-    Prepared 14 packages in 491ms
-    Installed 14 packages in 476ms
-     + fastapi==0.165.0
-
-A package already in uv's cache makes no request, so `downloaded` = the archives fetched with a
-fresh GET, `installed` = the `+` lines, `from_cache` = installed and not downloaded. Without `-v`
-there is no per-archive line: downloads are then unknown.
+What `uv sync` did in a build is read by basecamp.installer (`sync_report`), beside Poetry's installer.
 """
 
 from __future__ import annotations
@@ -34,11 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from basecamp.errors import InputError, LabError
+from basecamp.installer import SYNC_MATCH
 
 if TYPE_CHECKING:
     from basecamp.build import BuildResult
     from basecamp.index import IndexSettings
-    from basecamp.installer import InstallReport, LogLine
     from basecamp.measure import StepMeasurement
     from basecamp.scratch import Scratch
 
@@ -48,11 +38,6 @@ MAIN_GROUP = "main"
 BLOCK_BEGIN = "# annapurna-lab: uv constraints from poetry.lock (generated, begin)"
 BLOCK_END = "# annapurna-lab: uv constraints from poetry.lock (generated, end)"
 #: What a step's install instruction contains when uv does the installing.
-SYNC_MATCH = "uv sync"
-
-_INSTALLED = re.compile(r"^\s*\+\s+(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)")
-_FRESH_GET = re.compile(r"DEBUG Sending fresh GET request for: (?P<url>\S+)")
-_DEBUG = re.compile(r"^(?:\d+\.\d+\s+)?DEBUG ")
 _COPY_UV_LOCK = re.compile(r"^\s*(?:COPY|ADD)\s(?!.*--from)[^\n]*\buv\.lock\b", re.IGNORECASE | re.MULTILINE)
 
 
@@ -207,35 +192,6 @@ def prepare_context(app: Scratch, dockerfile: Path) -> LockComparison | None:
     return lock(app.path)
 
 
-# ---------------------------------------------------------------------------------------------
-# What `uv sync` did
-
-
-def _read_uv_line(line: str) -> LogLine:
-    from basecamp.installer import LogLine, url_filename
-
-    if (m := _INSTALLED.match(line)) is not None:
-        return LogLine(installed=m["name"])
-    if (g := _FRESH_GET.search(line)) is not None:
-        return LogLine(fetched=url_filename(g["url"]))
-    return LogLine()
-
-
-def parse_sync(lines: list[str]) -> InstallReport:
-    """Read one `uv sync`'s output (a step's log lines, or any captured output)."""
-    from basecamp.installer import parse_output
-
-    return parse_output(lines, _read_uv_line, _DEBUG, "uv without -v prints no per-download line")
-
-
-def sync_report(build: BuildResult) -> InstallReport:
-    """What the build's `uv sync` steps did (steps that came from the layer cache add nothing)."""
-    from basecamp.installer import combine
-
-    matching = [s for s in build.steps if SYNC_MATCH in s.name and not s.internal]
-    if not matching:
-        raise InputError(f"sync_report: no step of {build.tag} runs {SYNC_MATCH!r}")
-    return combine([parse_sync(s.log) for s in matching if s.status == "done"])
 
 
 def install_step_seconds(build: BuildResult) -> float | None:

@@ -161,3 +161,28 @@ def test_step_6_cache_mount_persists_between_builds(docker_client) -> None:
     assert first.known and second.known, "step 6 must install at -vvv so downloads can be counted"
     assert {"fastapi", "uvicorn"} <= set(second.installed)
     assert second.downloaded == [] and sorted(second.from_cache or []) == sorted(second.installed)
+
+
+# --- uv sync (step 8)
+
+
+def test_a_warm_uv_sync_downloads_only_what_is_new() -> None:
+    lines = [
+        "DEBUG Identified uncached distribution: inflection==0.5.1",
+        "DEBUG Sending fresh GET request for: https://files.index.invalid/packages/aa/inflection-0.5.1-py2.py3-none-any.whl",
+        "Prepared 1 package in 40ms",
+        " + anyio==4.16.0",
+        " + inflection==0.5.1",
+    ]
+    report = installer.parse_sync(lines)
+    assert report.downloaded == ["inflection"] and report.from_cache == ["anyio"]
+
+
+def test_without_v_downloads_are_unknown() -> None:
+    report = installer.parse_sync(["Prepared 1 package in 40ms", " + anyio==4.16.0"])
+    assert report.downloaded is None and "-v" in report.reason
+
+
+def test_a_clipped_log_makes_downloads_unknown() -> None:
+    report = installer.parse_sync(["DEBUG x", "[output clipped, log limit 2MiB reached]", " + anyio==4.16.0"])
+    assert report.downloaded is None and "clipped" in report.reason
