@@ -299,8 +299,12 @@ def slim_dockerfile(inputs: HostInputs) -> str:
     if inputs.index.needs_mirror:
         plugin = f" \\\n    && pip install --no-cache-dir --no-deps poetry-plugin-pypi-mirror=={inputs.plugin_version}"
     return (
+        "# The slim stand-in: Debian's own root file system (debootstrap minbase with python3 and venv),\n"
+        "# made on this machine because no registry answers.\n"
         "FROM scratch\n"
+        "# The bootstrapped and trimmed root file system, unpacked as the image's one layer of files.\n"
         "ADD rootfs.tar /\n"
+        "# This machine's package index and trust store (never credentials), and a UTF-8 locale.\n"
         f"ENV {env_lines}\n"
         "# pip from the wheel Debian ships for venv, installed into /usr/local like the official images\n"
         "RUN set -- /usr/share/python-wheels/pip-*.whl \\\n"
@@ -309,6 +313,7 @@ def slim_dockerfile(inputs: HostInputs) -> str:
         f"{plugin} \\\n"
         "    && python --version && pip --version \\\n"
         "    && rm -rf /root/.cache\n"
+        "# Like the official python images: a bare `docker run` starts the interpreter.\n"
         'CMD ["python3"]\n'
     )
 
@@ -317,11 +322,17 @@ def full_dockerfile(slim_ref: str) -> str:
     """The Dockerfile that adds build tools and -dev libraries on top of the slim stand-in."""
     packages = " \\\n        ".join(FULL_PACKAGES)
     return (
+        "# The full stand-in: the slim one plus the compilers, git, curl and -dev libraries of the full image.\n"
         f"FROM {slim_ref}\n"
+        "# Build tools and headers from Debian; apt's lists and caches go in the same RUN, so no layer keeps them.\n"
+        "# The versions are the suite's on the day the stand-in is built; the recipe hash records mirror and suite.\n"
+        "# DL3008: a pin per package would break with every Debian point release.\n"
+        "# hadolint ignore=DL3008\n"
         "RUN export DEBIAN_FRONTEND=noninteractive \\\n"
         "    && apt-get update \\\n"
         f"    && apt-get install -y --no-install-recommends \\\n        {packages} \\\n"
         "    && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log\n"
+        "# Like the official python images: a bare `docker run` starts the interpreter.\n"
         'CMD ["python3"]\n'
     )
 
@@ -715,7 +726,12 @@ def distroless_dockerfile(slim_ref: str) -> str:
     """The Dockerfile of the distroless stand-in: unpack Debian packages in the slim image, keep only them."""
     packages = " \\\n        ".join(DISTROLESS_PACKAGES)
     return (
+        "# The distroless stand-in, stage 1: the interpreter's Debian packages unpacked into /rootfs, files only\n"
+        "# (`dpkg-deb -x`: none of their maintainer scripts runs).\n"
         f"FROM {slim_ref} AS unpack\n"
+        "# Download and unpack; trim docs, man pages and locales; write the accounts, nsswitch and the CA bundle.\n"
+        "# DL3003: `cd` inside this one RUN keeps the paths relative to /rootfs; a WORKDIR would outlive it.\n"
+        "# hadolint ignore=DL3003\n"
         "RUN export DEBIAN_FRONTEND=noninteractive \\\n"
         "    && apt-get update \\\n"
         "    && mkdir -p /rootfs /tmp/debs && cd /tmp/debs \\\n"
@@ -736,11 +752,15 @@ def distroless_dockerfile(slim_ref: str) -> str:
         f"    && chown {NONROOT_UID}:{NONROOT_UID} home/nonroot \\\n"
         "    && ldconfig -r /rootfs \\\n"
         "    && rm -rf /tmp/debs /var/lib/apt/lists/*\n"
+        "# Stage 2: only the unpacked files, nothing of the slim image they were unpacked in.\n"
         "FROM scratch\n"
+        "# The packages' files, the accounts and the trust store.\n"
         "COPY --from=unpack /rootfs/ /\n"
+        "# The distroless image's PATH and locale, and where Python's ssl finds the CA bundle.\n"
         "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\\n"
         "    LANG=C.UTF-8 \\\n"
         f"    SSL_CERT_FILE={IMAGE_CA_BUNDLE}\n"
+        "# Like the distroless python image: the interpreter itself, no shell to parse a command.\n"
         'ENTRYPOINT ["/usr/bin/python3.11"]\n'
     )
 

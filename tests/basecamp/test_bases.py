@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from basecamp import bases, config
+from basecamp import bases, config, dockerparse, lint
 from basecamp.bases import DebianMirror, HostInputs
 from basecamp.errors import InputError, LabError
 from basecamp.index import IndexSettings, default_index_url
@@ -151,7 +151,7 @@ def test_dockerfiles() -> None:
     assert plugin in slim and 'CMD ["python3"]' in slim
     assert "poetry-plugin-pypi-mirror" not in bases.slim_dockerfile(inputs(needs_mirror=False))
     full = bases.full_dockerfile("sha256:abc")
-    assert full.startswith("FROM sha256:abc\n") and "# syntax" not in full
+    assert dockerparse.parse(full).stages[0].base == "sha256:abc" and "# syntax" not in full
     assert "build-essential" in full and "rm -rf /var/lib/apt/lists/*" in full
 
 
@@ -273,15 +273,15 @@ def test_a_standin_gets_only_the_index_url_never_the_hosts_pip_configuration(
 
 def test_distroless_recipe_unpacks_packages_and_keeps_only_them() -> None:
     text = bases.distroless_dockerfile("python:3.11-slim-bookworm")
-    stages = [line for line in text.splitlines() if line.startswith("FROM ")]
-    assert stages == ["FROM python:3.11-slim-bookworm AS unpack", "FROM scratch"]
+    model = dockerparse.parse(text)
+    assert [(s.base, s.name) for s in model.stages] == [("python:3.11-slim-bookworm", "unpack"), ("scratch", None)]
     for package in ("python3.11-minimal", "libpython3.11-stdlib", "libc6", "libssl3", "tzdata"):
         assert f"        {package} \\\n" in text, package
     assert 'dpkg-deb -x "$deb" /rootfs' in text
-    final = text.split("FROM scratch\n", 1)[1]
-    assert final.startswith("COPY --from=unpack /rootfs/ /\n")
-    assert "RUN" not in final, "the final stage has no shell to run anything with"
-    assert final.rstrip().endswith('ENTRYPOINT ["/usr/bin/python3.11"]')
+    final = [i for i in model.stages[1].instructions if i.keyword != "FROM"]
+    assert (final[0].keyword, final[0].flag("from"), final[0].args) == ("COPY", "unpack", "/rootfs/ /")
+    assert "RUN" not in {i.keyword for i in final}, "the final stage has no shell to run anything with"
+    assert (final[-1].keyword, final[-1].args) == ("ENTRYPOINT", '["/usr/bin/python3.11"]')
     assert "ln -s python3.11 usr/bin/python3" in text
     for shell_package in ("bash", "dash", "coreutils", "busybox", "python3-pip", "apt", "dpkg"):
         assert shell_package not in bases.DISTROLESS_PACKAGES
@@ -337,3 +337,32 @@ def test_distroless_standin_runs_python_as_nonroot_without_a_shell(docker_client
                                          labels=config.lab_labels(), network_disabled=True)
     again = bases.ensure_distroless(progress=lambda msg: None)
     assert again.source == "stand-in present"
+
+
+def standin_dockerfiles() -> dict[str, str]:
+    """The three stand-in recipes, rendered for a machine with a mirror, an index that needs the plugin and a CA."""
+    return {
+        "slim": bases.slim_dockerfile(inputs(ca_bundle=Path("/etc/ca.pem"))),
+        "full": bases.full_dockerfile("annapurna-lab/standin:slim"),
+        "distroless": bases.distroless_dockerfile(config.SLIM_BASE),
+    }
+
+
+@pytest.mark.parametrize("kind", ["slim", "full", "distroless"])
+def test_standin_dockerfiles_say_why_for_every_instruction(kind: str) -> None:
+    text = standin_dockerfiles()[kind]
+    model = dockerparse.parse(text)
+    lines = text.splitlines()
+    assert lines[0].startswith("# The "), "opens with what the image is"
+    for ins in model.instructions:
+        assert lines[ins.line - 2].startswith("#"), f"{kind}: line {ins.line} ({ins.keyword}) has no why-comment above it"
+
+
+def test_standin_dockerfiles_lint_clean_with_every_ignore_justified(tmp_path: Path) -> None:
+    paths = []
+    for kind, text in standin_dockerfiles().items():
+        path = tmp_path / f"{kind}.Dockerfile"
+        path.write_text(text)
+        paths.append(path)
+        assert all(i.justified for i in lint.find_ignores(text, path.name)), kind
+    assert lint.hadolint(paths) == []
