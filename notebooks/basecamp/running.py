@@ -28,10 +28,11 @@ import re
 import statistics
 import tarfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from basecamp import config
@@ -191,17 +192,18 @@ def _logs(container: Any, tail: int = 8) -> str:
         return ""
 
 
-def _locked(what: str) -> Any:
+def _locked(what: str, say: Callable[[str], None] = print) -> Any:
     from basecamp import enginelock
 
-    return enginelock.exclusive(enginelock.describe(what))
+    return enginelock.exclusive(enginelock.describe(what), say=say)
 
 
-def engine_held(what: str) -> Any:
+def engine_held(what: str, *, quiet: bool = False) -> Any:
     """Hold the engine lock around several measurements (`with bc.engine_held("..."):`): no other
-    notebook's build runs between them, and a cell says at most once that it waits. Re-entrant: the
+    notebook's build runs between them, and a cell says at most once that it waits (`quiet`: not even
+    that, for a cell whose output must hold nothing but an exercise's check). Re-entrant: the
     measurements inside take it again without waiting."""
-    return _locked(what)
+    return _locked(what, say=(lambda _line: None) if quiet else print)
 
 
 # --- numbers --------------------------------------------------------------------------------------
@@ -665,15 +667,28 @@ def compare_images(step: str, a: str, b: str, commands: Sequence[str] = ()) -> R
     return ReproResult(step, a, b, tuple(diffs), tuple(commands))
 
 
-def reproducibility(step: str, *, target: str | None = "runtime", display: Any = None) -> ReproResult:
-    """Build `step` twice with `--no-cache` from one scratch copy (same inputs), compare the two images."""
+def reproducibility(step: str, *, dockerfile: Path | None = None, target: str | None = "runtime",
+                    display: Any = None) -> ReproResult:
+    """Build `step` twice with `--no-cache` from one scratch copy (same inputs), compare the two images.
+
+    `dockerfile`: build this Dockerfile (an extra derived from the step) instead of the step's own;
+    its images are tagged annapurna-lab/<its stem>:repro-a and :repro-b.
+    """
+    from basecamp.build import build
     from basecamp.scratch import scratch_copy
-    from basecamp.steps import build_step, step_name
+    from basecamp.steps import STEP_LABEL, build_step, step_name
 
     app = scratch_copy("repro")
-    builds = [build_step(step, app, label, no_cache=True, target=target, display=display)
-              for label in ("repro-a", "repro-b")]
-    return compare_images(step_name(step), builds[0].image_id, builds[1].image_id, [b.command for b in builds])
+    if dockerfile is None:
+        builds = [build_step(step, app, label, no_cache=True, target=target, display=display)
+                  for label in ("repro-a", "repro-b")]
+        name = step_name(step)
+    else:
+        name = Path(dockerfile).stem
+        builds = [build(Path(dockerfile), app.path, f"{config.IMAGE_REPO_PREFIX}/{name}:{label}", target=target,
+                        no_cache=True, labels={STEP_LABEL: step_name(step)}, display=display)
+                  for label in ("repro-a", "repro-b")]
+    return compare_images(name, builds[0].image_id, builds[1].image_id, [b.command for b in builds])
 
 
 # --- the step images, and the results file --------------------------------------------------------

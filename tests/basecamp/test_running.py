@@ -30,7 +30,7 @@ def test_spread_median_low_high():
 TOP = {
     "Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
     "Processes": [
-        ["root", "12062", "12035", "0", "10:00", "?", "00:00:01", "python -m annapurna.main"],
+        ["root", "301", "12035", "0", "10:00", "?", "00:00:01", "python -m annapurna.main"],  # pids wrap: a child may be lower
         ["root", "12035", "12015", "0", "10:00", "?", "00:00:00", "/bin/sh -c python -m annapurna.main"],
     ],
 }
@@ -56,6 +56,7 @@ def test_stop_verdict():
     assert _stop([10.1, 10.2, 10.1], [137, 137, 137]).verdict() == "killed"
     assert _stop([10.1, 10.2, 10.1], [137, 137, 137]).killed == 3
     assert _stop([0.3, 10.1, 0.3], [0, 137, 0]).verdict() == "mixed"
+    assert _stop([0.3, 0.4, 0.3], [0, 137, 0]).verdict() == "mixed"  # one SIGKILL is no graceful stop
     # exits 0 but only after half the grace: not graceful
     assert _stop([6.0, 6.0, 6.0], [0, 0, 0]).verdict() == "mixed"
     assert _stop([1.1, 1.05, 1.1], [137, 137, 137], grace=1).verdict() == "killed"
@@ -83,6 +84,7 @@ def test_health_log_times():
         {"Start": "2026-12-02T14:00:03Z", "End": "2026-12-02T14:00:04Z", "ExitCode": 1},
     ]
     assert running.check_seconds(log) == pytest.approx([0.1, 0.25, 1.0])
+    assert running.parse_time("2026-12-02T14:00:00+01:00") == running.parse_time("2026-12-02T13:00:00.000000000Z")
     with pytest.raises(InputError, match="RFC 3339"):
         running.parse_time("yesterday")
 
@@ -257,3 +259,15 @@ def test_compare_images_finds_the_layer_that_differs(tmp_path):
     finally:
         for tag in tags:
             dk.images.remove(tag, force=True)
+
+
+def test_engine_held_quiet_says_nothing_while_it_waits(monkeypatch):
+    from basecamp import enginelock
+
+    said = []
+    monkeypatch.setattr(enginelock, "exclusive", lambda what, say=print: (say(f"busy: {what}"), said)[1])
+    monkeypatch.setattr("builtins.print", lambda *a, **k: said.append(a))
+    running.engine_held("x", quiet=True)
+    assert said == []
+    running.engine_held("x")
+    assert said and "busy: x" in said[0][0]
