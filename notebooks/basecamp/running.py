@@ -708,10 +708,10 @@ def record_running(*, stops: Sequence[StopResult] = (), starts: Sequence[StartRe
     from basecamp.results import Record, record
 
     for s in stops:
-        record(Record(step=RESULTS_STEP, scenario=f"stop: {s.spec.name}", wall_s=round(s.seconds.median, 3),
+        record(Record(step=RESULTS_STEP, scenario=f"stop: {s.spec.name}", wall_s=round(s.seconds.median, 6),
                       image_id=s.spec.image, ok=s.killed == 0, note=s.line()))
     for s in starts:
-        record(Record(step=RESULTS_STEP, scenario=f"start: {s.spec.name}", wall_s=round(s.seconds.median, 3),
+        record(Record(step=RESULTS_STEP, scenario=f"start: {s.spec.name}", wall_s=round(s.seconds.median, 6),
                       image_id=s.spec.image, note=s.line()))
     if repro is not None:
         record(Record(step=RESULTS_STEP, scenario=f"reproducible: {repro.step}", ok=repro.same_image,
