@@ -229,3 +229,42 @@ def beyond_table() -> str:
     legend = ("ratio: the first value over the second (—: a ratio would not mean much).\n"
               "efficiency (13): 1 − wasted bytes ÷ the bytes of every file in every layer.")
     return text_table(["notebook", "what", "measured here", "ratio"], body) + "\n\n" + legend
+
+
+#: The columns of `running_table`: (scenario prefix, spec-name suffix, header); notebook 11 writes them.
+RUNNING_COLUMNS = (
+    ("stop: ", "", "stop s"),
+    ("stop: ", ", shell form", "stop s, shell form"),
+    ("start: ", "", "start s"),
+    ("start: ", ", as root", "start s, as root"),
+    ("start: ", ", read-only", "start s, read-only"),
+)
+
+
+def running_table() -> str:
+    """What notebook 11 measured on the running images, one row per step, from the results file.
+
+    Each cell is the median of the latest measurement of that scenario (`basecamp.running.record_running`);
+    —: not measured. "reproducible": two `--no-cache` builds of the step gave the same image id.
+    """
+    from basecamp.results import load
+    from basecamp.running import RESULTS_STEP
+
+    latest = {r.scenario: r for r in load(RESULTS_STEP)}
+    steps = sorted({s.split(": ", 1)[1].split(",")[0] for s in latest if ": " in s})
+    if not steps:
+        return "nothing measured yet on the running images: run notebook 11"
+    body = []
+    for step in steps:
+        row = [step]
+        for prefix, suffix, _ in RUNNING_COLUMNS:
+            rec = latest.get(f"{prefix}{step}{suffix}")
+            row.append(f"{rec.wall_s:.2f}" if rec is not None and rec.wall_s is not None else "—")
+        rep = latest.get(f"reproducible: {step}")
+        row.append("—" if rep is None or rep.ok is None else ("yes" if rep.ok else "no"))
+        body.append(row)
+    head = ["step", *[h for _, _, h in RUNNING_COLUMNS], "reproducible"]
+    legend = ("stop s: `docker stop` (grace 10 s) with the ENTRYPOINT as written, and as a shell form (/bin/sh -c);\n"
+              "start s: `docker run` to the first HTTP 200 on /health, as shipped, as root, and with --read-only;\n"
+              "medians of notebook 11's latest run; reproducible: two --no-cache builds gave one image id; —: not measured.")
+    return text_table(head, body) + "\n\n" + legend

@@ -45,3 +45,25 @@ def test_beyond_table_cells_say_what_they_hold(monkeypatch) -> None:
     assert "11 forensics 03b-cache-deleted-later" in text
     assert "3.85 MB wasted; 99.49%" in text and " · " not in text
     assert "efficiency (13): 1 − wasted bytes" in text
+
+
+def test_running_table_reads_notebook_11s_latest_records(tmp_path, monkeypatch) -> None:
+    from basecamp import config
+    from basecamp.results import Record, record
+
+    monkeypatch.setattr(config, "RESULTS_FILE", tmp_path / "results.jsonl")
+    assert summary.running_table() == "nothing measured yet on the running images: run notebook 11"
+    for scenario, wall in (("stop: 06-cache-mounts", 0.9), ("stop: 06-cache-mounts", 0.41),
+                           ("stop: 06-cache-mounts, shell form", 10.12), ("start: 06-cache-mounts", 0.84),
+                           ("start: 06-cache-mounts, read-only", 0.8), ("start: 09-hardened-runtime", 0.81)):
+        record(Record(step="11-running", scenario=scenario, wall_s=wall))
+    record(Record(step="11-running", scenario="reproducible: 09-hardened-runtime", ok=False))
+    record(Record(step="09-hardened-runtime", scenario="stop: 09-hardened-runtime", wall_s=99.0))  # another step's
+    lines = summary.running_table().splitlines()
+    assert lines[0].split() == ["step", "stop", "s", "stop", "s,", "shell", "form", "start", "s", "start", "s,", "as",
+                                "root", "start", "s,", "read-only", "reproducible"]
+    six = next(line for line in lines if line.startswith("06-cache-mounts")).split()
+    assert six == ["06-cache-mounts", "0.41", "10.12", "0.84", "—", "0.80", "—"]  # the latest record wins
+    nine = next(line for line in lines if line.startswith("09-hardened-runtime")).split()
+    assert nine == ["09-hardened-runtime", "—", "—", "0.81", "—", "—", "no"]
+    assert "99.00" not in "\n".join(lines) and any(line.startswith("stop s:") for line in lines)
