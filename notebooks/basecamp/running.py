@@ -103,8 +103,7 @@ class RunSpec:
         return shlex.join(args)
 
     def _run_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"labels": config.made_labels(), "detach": True,
-                                  "ports": {f"{PORT}/tcp": ("127.0.0.1", None)}}
+        kwargs: dict[str, Any] = {"detach": True, "ports": {f"{PORT}/tcp": ("127.0.0.1", None)}}
         if self.entrypoint is not None:
             kwargs["entrypoint"] = list(self.entrypoint)
         if self.command is not None:
@@ -147,7 +146,7 @@ def _running(spec: RunSpec) -> Iterator[_Running]:
         raise InputError(f"no image {spec.image!r} in the engine: build it first") from exc
     t0 = time.perf_counter()
     try:
-        container = dk.containers.run(spec.image, **spec._run_kwargs())
+        container = dk.containers.run(spec.image, labels=config.made_labels(), **spec._run_kwargs())
     except docker.errors.APIError as exc:
         raise LabError(f"the engine could not start {spec.image} ({spec.name}): {exc}") from exc
     try:
@@ -707,12 +706,12 @@ def record_running(*, stops: Sequence[StopResult] = (), starts: Sequence[StartRe
     (`basecamp.summary.running_table` reads them back)."""
     from basecamp.results import Record, record
 
-    for s in stops:
-        record(Record(step=RESULTS_STEP, scenario=f"stop: {s.spec.name}", wall_s=round(s.seconds.median, 6),
-                      image_id=s.spec.image, ok=s.killed == 0, note=s.line()))
-    for s in starts:
-        record(Record(step=RESULTS_STEP, scenario=f"start: {s.spec.name}", wall_s=round(s.seconds.median, 6),
-                      image_id=s.spec.image, note=s.line()))
+    for stop in stops:
+        record(Record(step=RESULTS_STEP, scenario=f"stop: {stop.spec.name}", wall_s=round(stop.seconds.median, 6),
+                      image_id=stop.spec.image, ok=stop.killed == 0, note=stop.line()))
+    for start in starts:
+        record(Record(step=RESULTS_STEP, scenario=f"start: {start.spec.name}", wall_s=round(start.seconds.median, 6),
+                      image_id=start.spec.image, note=start.line()))
     if repro is not None:
         record(Record(step=RESULTS_STEP, scenario=f"reproducible: {repro.step}", ok=repro.same_image,
                       image_id=repro.image_a, note=repro.lines()[0]))
