@@ -214,15 +214,15 @@ def beyond_table() -> str:
     plain = _median([r.wall_s for r in batch if r.scenario == "ci-plain" and r.wall_s is not None])
     imported = _median([r.wall_s for r in batch if r.scenario == "ci-import" and r.wall_s is not None])
     if plain and imported:
-        body.append(["10 CI cache", "fresh runner, median build: cold vs imported layer cache",
+        body.append(["12 CI cache", "fresh runner, median build: cold vs imported layer cache",
                      f"{plain:.1f} s vs {imported:.1f} s", _ratio(plain, imported)])
     dance = [r.downloads for r in batch if r.scenario == "ci-dance" and r.downloads is not None]
     plain_dl = [r.downloads for r in batch if r.scenario == "ci-plain" and r.downloads is not None]
     if dance and plain_dl:
-        body.append(["10 CI cache", "packages downloaded: empty cache mount vs danced one",
+        body.append(["12 CI cache", "packages downloaded: empty cache mount vs danced one",
                      f"{max(plain_dl)} vs {max(dance)}", "—"])
     for f in latest_forensics():
-        body.append([f"11 forensics {f['step']}", "bytes in shadowed or deleted-later files; efficiency",
+        body.append([f"13 forensics {f['step']}", "bytes in shadowed or deleted-later files; efficiency",
                      f"{fmt_bytes(f['wasted_bytes'])} wasted; {f['efficiency']:.2%}", "—"])
     if not body:
         return "nothing measured yet beyond the steps: run notebooks 07, 12 and 13"

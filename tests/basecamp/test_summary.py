@@ -42,7 +42,7 @@ def test_beyond_table_cells_say_what_they_hold(monkeypatch) -> None:
     monkeypatch.setattr("basecamp.forensics.latest_forensics",
                         lambda: [{"step": "03b-cache-deleted-later", "wasted_bytes": 3_850_000, "efficiency": 0.9949}])
     text = summary.beyond_table()
-    assert "11 forensics 03b-cache-deleted-later" in text
+    assert "13 forensics 03b-cache-deleted-later" in text
     assert "3.85 MB wasted; 99.49%" in text and " · " not in text
     assert "efficiency (13): 1 − wasted bytes" in text
 
