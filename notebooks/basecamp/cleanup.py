@@ -27,6 +27,8 @@ class CleanupReport:
     would_free_bytes: int = 0
     #: True when nothing was removed: the lists say what *would* go.
     dry_run: bool = False
+    #: The lab's own registry (basecamp.registry): what was done to it ("" when there was none).
+    registry: str = ""
 
     @property
     def freed_bytes(self) -> int:
@@ -50,6 +52,7 @@ class CleanupReport:
             f"kept (stand-in bases): {', '.join(self.kept_bases) or 'none'}",
             *([f"kept {len(self.kept_records)} lab build-cache record(s): other builds build on them or use them now"]
               if self.kept_records else []),
+            *([f"registry: {self.registry}"] if self.registry else []),
             "everything else in Docker is untouched: only objects with the lab's label or recorded cache ids are selected",
         ])
 
@@ -75,7 +78,7 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
     selected by the lab's label, build-cache records by the ids the lab's builds recorded creating
     (basecamp.buildcache). Images go before the cache records, so their bytes really come back.
     """
-    from basecamp import buildcache, engine
+    from basecamp import buildcache, engine, registry
 
     client = engine.client()
     report = CleanupReport(dry_run=dry_run)
@@ -115,7 +118,10 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
         report.images.append(im.tags[0] if im.tags else im.short_id)
         report.would_free_bytes += unique.get(im.id, 0)
     if dry_run:
+        if registry.folder().exists():
+            report.registry = f"would stop the lab's registry and remove {registry.folder()}"
         return report
+    report.registry = registry.stop()
     # BuildKit's records, now that no lab image holds their layers: the other records, then the mounts.
     kept = set(buildcache.prune_lab_build_records(client).kept)
     buildcache.prune_lab_cache_mounts(client)
