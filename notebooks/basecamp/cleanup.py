@@ -77,6 +77,7 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
     The user's own images, containers and build cache are never touched: containers and images are
     selected by the lab's label, build-cache records by the ids the lab's builds recorded creating
     (basecamp.buildcache). Images go before the cache records, so their bytes really come back.
+    The lab's own registry (basecamp.registry, recorded in LAB_HOME/registry/) is stopped and its storage removed.
     """
     from basecamp import buildcache, engine, registry
 

@@ -113,3 +113,30 @@ def test_a_remote_engine_gets_no_loopback_registry(monkeypatch: pytest.MonkeyPat
 
 def test_the_folder_is_under_the_lab_home() -> None:
     assert registry.folder() == config.LAB_HOME / "registry"
+
+
+def _empty_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine with nothing of the lab's in it, for cleanup() (no real engine)."""
+    from types import SimpleNamespace
+
+    from basecamp import buildcache, engine
+
+    client = SimpleNamespace(containers=SimpleNamespace(list=lambda **_: []), images=SimpleNamespace(list=lambda **_: []))
+    monkeypatch.setattr(engine, "client", lambda *a, **k: client)
+    for name, value in {"claim_late_records": [], "late_records": [], "disk_usage": {},
+                        "lab_cache_mount_ids": set(), "lab_build_record_ids": set(),
+                        "prune_lab_build_records": SimpleNamespace(kept=[]), "prune_lab_cache_mounts": None,
+                        "remaining_lab_cache_mounts": []}.items():
+        monkeypatch.setattr(buildcache, name, lambda *a, _v=value, **k: _v)
+
+
+def test_lab_clean_stops_the_registry_and_a_dry_run_only_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from basecamp.cleanup import cleanup
+
+    _empty_engine(monkeypatch)
+    (registry.folder() / "storage").mkdir(parents=True)
+    dry = cleanup(dry_run=True)
+    assert "would stop the lab's registry" in dry.summary() and registry.folder().exists()
+    report = cleanup()
+    assert "registry: removed its storage" in report.summary() and not registry.folder().exists()
+    assert cleanup().registry == ""
