@@ -104,6 +104,7 @@ def test_notebooks_00_01_06_against_an_engine_in_a_network_namespace(docker_clie
         reader = threading.Thread(target=lambda: events.extend(json.loads(line) for line in watcher.stdout or []),
                                   daemon=True)
         reader.start()
+        eng.undo.callback(watcher.kill)  # stopped with the engine even when an assert below fails
         env = _remote_env(eng, home)
         argv = [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider", "-q",
                 "--nbval", "--nbval-current-env", "--nbval-sanitize-with", "notebooks/sanitize.cfg",
