@@ -42,7 +42,8 @@ def check_engine() -> Check:
 
     def probe() -> Check:
         info = engine.client().info()
-        return Check("Docker engine", True, f"Docker {info['ServerVersion']}, storage driver {info['Driver']}")
+        return Check("Docker engine", True, f"Docker {info['ServerVersion']}, storage driver {info['Driver']}, "
+                     f"{engine.describe_engine()}")
 
     return _guard("Docker engine", "run `./lab prepare` (starts one here), or start Docker Desktop / `sudo systemctl start docker`", probe)
 
@@ -90,7 +91,7 @@ def check_disk(needed: int | None = None) -> Check:
         client = engine.client()
         space = disk.engine_space(client)
         if space.free_bytes is None:
-            return Check("free disk", True, f"engine data is in a VM ({space.root}); check its disk in Docker Desktop")
+            return Check("free disk", True, space.unknown_why)
         need = disk.series_need(base_sizes=disk.base_sizes(client))
         wanted = need.bytes if needed is None else needed
         detail = f"{fmt_bytes(space.free_bytes)} free at {space.root}, the series needs {fmt_bytes(wanted)}"

@@ -330,3 +330,115 @@ def record_ci(runs: list[CiRun]) -> None:
         record(Record(step="12-ci-cache", scenario=f"ci-{r.mode}", wall_s=round(r.total_s, 3),
                       cached_steps=r.cached, ran_steps=r.ran, builder=r.build.builder,
                       image_id=r.build.image_id, downloads=r.downloads, run=counts[r.mode]))
+
+
+# --- the registry route (issue 13): how CI does it ------------------------------------------------
+
+
+@dataclass
+class RegistryRound:
+    """One round of the registry route: runner 1 builds cold and pushes; runner 2 builds from the registry.
+
+    `plain`: runner 1's cold build. `push`: its `docker push` (seconds, bytes the registry stored new).
+    `stored`: the image as the registry stores it (compressed layers, from the manifest). `fresh`:
+    runner 2's build with `--cache-from <registry>/<image>` (its local image and build cache gone).
+    `served`: what the registry sent during that build (the bytes runner 2 pulled).
+    """
+
+    plain: CiRun
+    push: Any  # registry.Push
+    stored: Any  # registry.StoredImage
+    fresh: CiRun
+    served: Any  # registry.Served
+    #: The lab's gzip estimate of runner 1's image (`docker save | gzip`), to set beside `stored`.
+    gzip_estimate: int = 0
+
+    def line(self) -> str:
+        from basecamp.units import fmt_bytes
+
+        return (f"{self.fresh.mode:8s} {self.fresh.total_s:6.1f} s: {self.fresh.cached} cached, {self.fresh.ran} ran, "
+                f"downloads {self.fresh.downloads}; pulled {fmt_bytes(self.served.blob_bytes)} in "
+                f"{self.served.blobs} blob(s) of the {fmt_bytes(self.stored.compressed_bytes)} the registry stores "
+                f"(runner 1 pushed {fmt_bytes(self.push.new_bytes)} new in {self.push.seconds:.1f} s)")
+
+
+def registry_round(app: Scratch, reg: Any, *, display: Any = "none") -> RegistryRound:
+    """Runner 1: a cold build with inline cache, pushed to `reg`. The engine then forgets it (image, records,
+    mounts: a fresh runner 2), which builds with `--cache-from <registry>/<image>`; its image is forgotten too.
+
+    Both builds use the same new runner id, so runner 2's only source of cached layers is the registry.
+    """
+    from basecamp import engine, registry
+
+    client = engine.client()
+    plain, ids, runner = fresh_build(app, display=display)
+    tag = f"{RUNNER_TAG}:{runner}"
+    plain_run = CiRun("plain", runner, 0.0, plain, _downloads(plain))
+    try:
+        pushed = registry.push(reg, tag)
+        stored = registry.manifest(reg, tag)
+        estimate = compressed_size(tag)
+    finally:
+        forget(client, tag, ids)
+    mark = registry.log_mark(reg)
+    built, ids2 = runner_build(app, runner, cache_from=[reg.ref(tag)], display=display)
+    served = registry.served_since(reg, mark)
+    forget(client, tag, ids2)
+    return RegistryRound(plain_run, pushed, stored, CiRun("registry", runner, 0.0, built, _downloads(built)), served,
+                         estimate)
+
+
+@dataclass(frozen=True)
+class PushedSize:
+    """An image's size as the registry stores it beside the lab's gzip estimate of it."""
+
+    ref: str
+    stored_bytes: int
+    layers: int
+    gzip_estimate: int
+
+    @property
+    def estimate_off(self) -> float:
+        """(estimate − stored) / stored: + when the estimate is high."""
+        return (self.gzip_estimate - self.stored_bytes) / self.stored_bytes
+
+    def line(self) -> str:
+        from basecamp.units import fmt_bytes
+
+        return (f"{self.ref}: the registry stores {fmt_bytes(self.stored_bytes)} in {self.layers} compressed layers "
+                f"+ config; `docker save | gzip` estimated {fmt_bytes(self.gzip_estimate)} "
+                f"({self.estimate_off:+.1%})")
+
+
+def pushed_size(reg: Any, ref: str) -> PushedSize:
+    """Push `ref` to `reg` and set the manifest's compressed size beside the gzip estimate."""
+    from basecamp import registry
+
+    registry.push(reg, ref)
+    stored = registry.manifest(reg, ref)
+    return PushedSize(ref, stored.compressed_bytes, len(stored.layers), compressed_size(ref))
+
+
+def compressed_size(ref: str) -> int:
+    """The lab's gzip estimate of an image (basecamp.images.compressed_size, cached per image id)."""
+    from basecamp.images import compressed_size as estimate
+
+    return estimate(ref)
+
+
+def pushed_sizes(reg: Any, refs: list[str]) -> tuple[list[PushedSize], list[str]]:
+    """`pushed_size` of each of `refs` the engine has; the refs it does not have (not built yet), apart."""
+    import docker.errors
+
+    from basecamp import engine
+
+    client = engine.client()
+    sizes, missing = [], []
+    for ref in refs:
+        try:
+            client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            missing.append(ref)
+            continue
+        sizes.append(pushed_size(reg, ref))
+    return sizes, missing

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from basecamp import config
+from basecamp.disk import disk_total
 
 
 @dataclass
@@ -27,6 +27,8 @@ class CleanupReport:
     would_free_bytes: int = 0
     #: True when nothing was removed: the lists say what *would* go.
     dry_run: bool = False
+    #: The lab's own registry (basecamp.registry): what was done to it ("" when there was none).
+    registry: str = ""
 
     @property
     def freed_bytes(self) -> int:
@@ -50,6 +52,7 @@ class CleanupReport:
             f"kept (stand-in bases): {', '.join(self.kept_bases) or 'none'}",
             *([f"kept {len(self.kept_records)} lab build-cache record(s): other builds build on them or use them now"]
               if self.kept_records else []),
+            *([f"registry: {self.registry}"] if self.registry else []),
             "everything else in Docker is untouched: only objects with the lab's label or recorded cache ids are selected",
         ])
 
@@ -57,13 +60,6 @@ class CleanupReport:
 def label_filter() -> dict[str, str]:
     """The Docker filter that matches what the lab made and nothing else (not images built FROM a stand-in)."""
     return {"label": f"{config.MADE_LABEL}={config.LAB_LABEL_VALUE}"}
-
-
-def disk_total(df: dict[str, Any]) -> int:
-    """Docker's disk use as `docker system df` adds it up: layers, containers' writable layers, build cache."""
-    containers = sum(int(c.get("SizeRw") or 0) for c in df.get("Containers") or [])
-    cache = sum(int(r.get("Size") or 0) for r in df.get("BuildCache") or [] if not r.get("Shared"))
-    return int(df.get("LayersSize") or 0) + containers + cache
 
 
 def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport:
@@ -74,8 +70,9 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
     The user's own images, containers and build cache are never touched: containers and images are
     selected by the lab's label, build-cache records by the ids the lab's builds recorded creating
     (basecamp.buildcache). Images go before the cache records, so their bytes really come back.
+    The lab's own registry (basecamp.registry, recorded in LAB_HOME/registry/) is stopped and its storage removed.
     """
-    from basecamp import buildcache, engine
+    from basecamp import buildcache, engine, registry
 
     client = engine.client()
     report = CleanupReport(dry_run=dry_run)
@@ -115,7 +112,10 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
         report.images.append(im.tags[0] if im.tags else im.short_id)
         report.would_free_bytes += unique.get(im.id, 0)
     if dry_run:
+        if registry.folder().exists():
+            report.registry = f"would stop the lab's registry and remove {registry.folder()}"
         return report
+    report.registry = registry.stop()
     # BuildKit's records, now that no lab image holds their layers: the other records, then the mounts.
     kept = set(buildcache.prune_lab_build_records(client).kept)
     buildcache.prune_lab_cache_mounts(client)

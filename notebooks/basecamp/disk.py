@@ -1,5 +1,11 @@
 """Free disk where the engine keeps its data: checked before the first build, refused with numbers.
 
+The engine says where its data lives (`docker info`: DockerRootDir) and how much its images, containers
+and build cache take (`docker system df`), but not how much room is left there. On a local engine the
+lab reads the free space of that folder itself. On a remote engine (DOCKER_HOST names another host,
+`engine.is_local`) a folder of that name here would be the wrong disk, so the lab does not look: it says
+that the free space cannot be known from here, reports what Docker uses there, and never refuses.
+
 The series' need is estimated from what this machine measured (the results file's image sizes),
 or from the sizes measured for the README when nothing is measured yet.
 """
@@ -44,6 +50,22 @@ class DiskSpace:
 
     root: str
     free_bytes: int | None
+    #: The engine the numbers are about (engine.describe_engine()).
+    engine: str = ""
+    #: What Docker's images, containers and build cache take there (`docker system df`), when asked.
+    used_bytes: int | None = None
+
+    @property
+    def unknown_why(self) -> str:
+        """Why free_bytes is None, in one line (empty when it is known)."""
+        if self.free_bytes is not None:
+            return ""
+        used = f"; Docker's images, containers and build cache take {fmt_bytes(self.used_bytes)} there" \
+            if self.used_bytes is not None else ""
+        if self.engine.startswith("remote"):
+            return (f"{self.engine}: its free disk cannot be known from here (the engine does not report it){used}; "
+                    f"check the disk holding {self.root or 'its data root'} on that host")
+        return f"engine data is in a VM ({self.root}); check its disk in Docker Desktop{used}"
 
 
 def series_need(results_path: Path | None = None, base_sizes: dict[str, int] | None = None) -> DiskNeed:
@@ -78,13 +100,40 @@ def base_sizes(client: Any) -> dict[str, int]:
     return {tag: int(im.attrs.get("Size", 0)) for im in client.images.list() for tag in im.tags}
 
 
-def engine_space(client: Any) -> DiskSpace:
-    """Free bytes at the engine's DockerRootDir (`docker info`), when that folder is on this machine."""
+def engine_space(client: Any, host: str | None = None) -> DiskSpace:
+    """Free bytes at the engine's DockerRootDir (`docker info`), when that folder is on this machine.
+
+    `host`: the engine's address (default DOCKER_HOST). A remote engine's free space is never read
+    from this machine's folders; its `docker system df` total is reported instead (module doc).
+    """
+    from basecamp import engine
+
+    where = engine.describe_engine(host)
     root = str(client.info().get("DockerRootDir", ""))
+    if not engine.is_local(host):
+        return DiskSpace(root, None, where, _used(client))
     if not root or not Path(root).is_dir():
-        return DiskSpace(root, None)
+        return DiskSpace(root, None, where, _used(client))
     st = os.statvfs(root)
-    return DiskSpace(root, st.f_bavail * st.f_frsize)
+    return DiskSpace(root, st.f_bavail * st.f_frsize, where)
+
+
+def disk_total(df: dict[str, Any]) -> int:
+    """Docker's disk use as `docker system df` adds it up: layers, containers' writable layers, build cache."""
+    containers = sum(int(c.get("SizeRw") or 0) for c in df.get("Containers") or [])
+    cache = sum(int(r.get("Size") or 0) for r in df.get("BuildCache") or [] if not r.get("Shared"))
+    return int(df.get("LayersSize") or 0) + containers + cache
+
+
+def _used(client: Any) -> int | None:
+    """Docker's own total (layers, containers, build cache) from `docker system df`; None when not asked."""
+    df = getattr(client, "df", None)
+    if df is None:
+        return None
+    try:
+        return disk_total(df())
+    except Exception:  # noqa: BLE001  (a courtesy number: an engine that cannot say leaves it out)
+        return None
 
 
 _checked = False

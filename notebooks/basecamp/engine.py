@@ -61,6 +61,32 @@ def docker_host() -> str:
     return os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
 
 
+#: Engine addresses on this machine: a port the engine publishes on 127.0.0.1 is this machine's loopback.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def is_local(host: str | None = None) -> bool:
+    """True when the engine `host` (default: DOCKER_HOST) runs on this machine.
+
+    A unix socket (or a Windows named pipe, or systemd's fd://) is local; tcp:// and ssh:// are local
+    only to a loopback address. Anything else is remote: its published ports, its data folder and its
+    free disk are on another host (basecamp.smoke and basecamp.disk act on that).
+    """
+    from urllib.parse import urlsplit
+
+    host = docker_host() if host is None else host
+    parts = urlsplit(host if "://" in host else f"tcp://{host}")
+    if parts.scheme in ("unix", "npipe", "fd"):
+        return True
+    return (parts.hostname or "") in LOOPBACK_HOSTS
+
+
+def describe_engine(host: str | None = None) -> str:
+    """One line: which engine the lab talks to, and whether it is on this machine."""
+    host = docker_host() if host is None else host
+    return f"{'local' if is_local(host) else 'remote'} engine at {host}"
+
+
 def client(timeout: int = 120) -> docker.DockerClient:
     """A docker SDK client for DOCKER_HOST (or the default socket) that has answered a ping."""
     try:

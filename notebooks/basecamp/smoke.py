@@ -10,11 +10,27 @@ out, and the error lists the last answer of each path (pass the path your app se
 before the timeout, gives `ok=False` with the reason (`error`), its exit code and its last log
 lines, so a notebook can show what went wrong. It raises InputError for a missing image and
 LabError when the engine refuses to create or start the container at all.
+
+Where the requests come from depends on where the engine is (`engine.is_local`):
+
+- A local engine (a unix socket, or tcp to 127.0.0.1): the app's port is published on 127.0.0.1 only,
+  on a random free port, and the lab asks `http://127.0.0.1:<port>` itself. Nothing is published on
+  any other address of the machine.
+- A remote engine (DOCKER_HOST=tcp://HOST:PORT or ssh://HOST): the client's 127.0.0.1 is not the
+  engine's, and the engine host's published ports may be firewalled or on a private network (GitLab's
+  `docker:dind` service, a build host behind NAT). So nothing is published: the lab starts a small
+  probe container from the slim base (`PROBE_IMAGE`, which has python3) on the engine's default bridge
+  beside the app, and asks `http://<app's bridge address>:<port>` from inside it (`docker exec` of a
+  few lines of Python's urllib). Every request goes through the engine's API, which the client can
+  reach by definition; the app is never exposed beyond the engine's bridge. Both containers carry the
+  lab's label and are removed afterwards. Each exec costs a few tens of milliseconds, so
+  `seconds_to_ready` against a remote engine is that much coarser.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +49,21 @@ BODY_LIMIT = 2000
 
 # Straight to 127.0.0.1: an http_proxy set in the environment must not catch these requests.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+#: The probe container's image against a remote engine (the runtime base every step ends on; it has python3).
+PROBE_IMAGE = config.SLIM_BASE
+#: What the probe runs for one GET (argv[1]: the URL): prints [status or null, body] as JSON, like `_get`.
+PROBE_SCRIPT = f"""
+import json, sys, urllib.error, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))
+try:
+    with opener.open(sys.argv[1], timeout={REQUEST_TIMEOUT_S}) as res:
+        print(json.dumps([res.status, res.read({BODY_LIMIT}).decode(errors="replace")]))
+except urllib.error.HTTPError as exc:
+    print(json.dumps([exc.code, (exc.read({BODY_LIMIT}) if exc.fp is not None else b"").decode(errors="replace")]))
+except Exception:
+    print(json.dumps([None, ""]))
+"""
 
 
 @dataclass
@@ -88,6 +119,42 @@ def _get(url: str) -> _Answer:
         return _Answer(None, "")
 
 
+def _probe_get(probe: Any, url: str) -> _Answer:
+    """One GET from inside the probe container (remote engines); status None when nothing answered."""
+    import docker.errors
+
+    try:
+        code, output = probe.exec_run(["python3", "-c", PROBE_SCRIPT, url], demux=False)
+        status, body = json.loads((output or b"").decode(errors="replace").strip().splitlines()[-1])
+    except (docker.errors.APIError, ValueError, IndexError, TypeError):
+        return _Answer(None, "")
+    return _Answer(status if code == 0 else None, body)
+
+
+def _bridge_address(container: Any) -> str:
+    """The container's address on the engine's network ("" until it has one)."""
+    settings = container.attrs.get("NetworkSettings", {})
+    if settings.get("IPAddress"):
+        return str(settings["IPAddress"])
+    for net in (settings.get("Networks") or {}).values():
+        if net.get("IPAddress"):
+            return str(net["IPAddress"])
+    return ""
+
+
+def _start_probe(dk: Any) -> Any:
+    """The probe container a remote engine's smoke test asks through (module doc), idle until removed."""
+    import docker.errors
+
+    try:
+        dk.images.get(PROBE_IMAGE)
+    except docker.errors.ImageNotFound as exc:
+        raise InputError(f"smoke_test: the engine has no {PROBE_IMAGE}, which the probe container runs: "
+                         "load the bases into it (`./lab prepare` with DOCKER_HOST set)") from exc
+    return dk.containers.run(PROBE_IMAGE, command=["python3", "-c", "import time; time.sleep(3600)"],
+                             detach=True, labels=config.made_labels())
+
+
 def _host_port(container: Any, port: int) -> int | None:
     container.reload()
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{port}/tcp") or []
@@ -118,6 +185,8 @@ def smoke_test(
 ) -> SmokeResult:
     """Run `image` detached, publish `port` on 127.0.0.1 (random host port), GET `path` until 2xx.
 
+    Against a remote engine nothing is published: a probe container asks the app (module doc).
+
     `paths` (instead of `path`): ask each in order, every round; the first 2xx wins (module doc).
     The container carries the lab label and is removed afterwards whatever happens (including
     Ctrl-C / kernel interrupt).
@@ -137,13 +206,20 @@ def smoke_test(
         dk.images.get(image)
     except docker.errors.ImageNotFound as exc:
         raise InputError(f"smoke_test: no image {image!r} in the engine: build it first") from exc
+    remote = not engine.is_local()
+    probe = _start_probe(dk) if remote else None
     try:
         container = dk.containers.run(
             image, command=command, environment=environment, detach=True, labels=config.made_labels(),
-            ports={f"{port}/tcp": ("127.0.0.1", None)},
+            ports=None if remote else {f"{port}/tcp": ("127.0.0.1", None)},
         )
-    except docker.errors.APIError as exc:
-        raise LabError(f"smoke_test: the engine could not start {image}: {exc}") from exc
+    except BaseException as exc:
+        if probe is not None:
+            probe.remove(force=True)
+        if isinstance(exc, docker.errors.APIError):
+            raise LabError(f"smoke_test: the engine could not start {image}: {exc}") from exc
+        raise
+    get = _get if probe is None else (lambda url: _probe_get(probe, url))
     host_port: int | None = None
     base = ""
     answer = _Answer(None, "")
@@ -159,7 +235,11 @@ def smoke_test(
         t0 = time.perf_counter()
         deadline = t0 + timeout_s
         while True:
-            if host_port is None:
+            if remote and not base:
+                container.reload()
+                address = _bridge_address(container)
+                base = f"http://{address}:{port}" if address else ""
+            elif host_port is None and not remote:
                 host_port = _host_port(container, port)
                 base = f"http://127.0.0.1:{host_port}" if host_port else ""
             else:
@@ -170,7 +250,7 @@ def smoke_test(
                               code)
             if base:
                 for p in asked:
-                    answer = last[p] = _get(f"{base}{p}")
+                    answer = last[p] = get(f"{base}{p}")
                     if answer.status is not None and 200 <= answer.status < 300:
                         return result(True, answer.status, answer.body, answered=p)
                     if answer.status is None:  # nothing listens yet: the other paths cannot answer either
@@ -181,7 +261,10 @@ def smoke_test(
                 return result(False, answer.status, answer.body, f"timed out after {timeout_s:g} s{hint}")
             time.sleep(POLL_S)
     finally:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
+        for gone in (container, probe):
+            if gone is None:
+                continue
+            try:
+                gone.remove(force=True)
+            except docker.errors.NotFound:
+                pass

@@ -105,3 +105,37 @@ def test_build_refuses_before_running_anything(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(engine, "buildkit_cli", lambda: pytest.fail("no build may start when the disk is too full"))
     with pytest.raises(LabError, match="Not enough free disk"):
         build(tmp_path / "Dockerfile", tmp_path, "annapurna-lab/disk-test:1", display="none")
+
+
+class FakeRemoteClient(FakeClient):
+    """An engine that reports its data root and its disk usage, like any engine does."""
+
+    def df(self) -> dict[str, Any]:
+        return {"LayersSize": 3 * 10**9, "Containers": [{"SizeRw": 10**6}], "BuildCache": [{"Size": 2 * 10**9}]}
+
+
+def test_a_remote_engines_free_space_is_unknown_not_read_from_here(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # A folder of the engine's root name exists here: a local read would give this machine's disk, wrongly.
+    space = disk.engine_space(FakeRemoteClient(str(tmp_path)), host="tcp://10.213.13.2:2375")
+    assert space.free_bytes is None and space.used_bytes == 5_001_000_000
+    assert space.unknown_why.startswith("remote engine at tcp://10.213.13.2:2375: its free disk cannot be known")
+    assert "5 GB" in space.unknown_why and str(tmp_path) in space.unknown_why
+    monkeypatch.setenv(disk.NEED_ENV, str(10**18))
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.213.13.2:2375")
+    disk.ensure_disk_space(FakeRemoteClient(str(tmp_path)), force=True)  # never refused: nothing is known
+
+
+def test_a_local_engines_free_space_is_read(tmp_path: Path) -> None:
+    space = disk.engine_space(FakeRemoteClient(str(tmp_path)), host="unix:///var/run/docker.sock")
+    assert space.free_bytes is not None and space.free_bytes > 0 and space.unknown_why == ""
+    assert space.engine == "local engine at unix:///var/run/docker.sock"
+
+
+def test_check_disk_says_a_remote_engines_space_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    from basecamp import checks, engine
+
+    monkeypatch.setenv("DOCKER_HOST", "tcp://docker:2375")
+    monkeypatch.setattr(engine, "client", lambda **_: FakeRemoteClient("/var/lib/docker"))
+    check = checks.check_disk()
+    assert check.ok and "remote engine at tcp://docker:2375: its free disk cannot be known" in check.detail

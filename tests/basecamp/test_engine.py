@@ -216,3 +216,28 @@ def test_buildkit_cli_builds_with_buildkit(tmp_path: Path) -> None:
         assert "Step 1/2" not in proc.stdout + proc.stderr
     finally:
         subprocess.run([cli.argv[0], "rmi", "-f", tag], capture_output=True, check=False)
+
+
+# --- local or remote (issue 13) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["unix:///var/run/docker.sock", "unix:///run/user/1000/docker.sock",
+                                  "npipe:////./pipe/docker_engine", "tcp://127.0.0.1:2375", "tcp://localhost:2376",
+                                  "tcp://[::1]:2375", "ssh://me@localhost", "127.0.0.1:2375"])
+def test_engines_on_this_machine_are_local(host: str) -> None:
+    assert engine.is_local(host)
+    assert engine.describe_engine(host) == f"local engine at {host}"
+
+
+@pytest.mark.parametrize("host", ["tcp://docker:2375", "tcp://10.213.13.2:2375", "ssh://builder@build-host",
+                                  "tcp://127.0.0.2.example.invalid:2375", "tcp://[2001:db8::1]:2375"])
+def test_engines_elsewhere_are_remote(host: str) -> None:
+    assert not engine.is_local(host)
+    assert engine.describe_engine(host) == f"remote engine at {host}"
+
+
+def test_is_local_reads_docker_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    assert engine.is_local()
+    monkeypatch.setenv("DOCKER_HOST", "tcp://docker:2375")
+    assert not engine.is_local() and "tcp://docker:2375" in engine.describe_engine()

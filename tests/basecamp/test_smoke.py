@@ -267,3 +267,77 @@ def test_sigint_mid_smoke_test_removes_its_container(httpd_image, tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "KeyboardInterrupt" in out
     assert _containers_of(httpd_image) == [], "no lab container from this run remains"
+
+
+# --- a remote engine: asked through a probe container (issue 13) ------------------------------------
+
+
+class _FakeProbe:
+    """A probe container whose `exec_run` runs the command here (so PROBE_SCRIPT itself is tested)."""
+
+    def __init__(self):
+        self.removed = False
+        self.execs = 0
+
+    def exec_run(self, cmd, demux=False):
+        import subprocess
+        import sys
+
+        assert cmd[:2] == ["python3", "-c"]
+        self.execs += 1
+        proc = subprocess.run([sys.executable, *cmd[1:]], capture_output=True, timeout=30, check=False)
+        return proc.returncode, proc.stdout
+
+    def remove(self, force):
+        self.removed = True
+
+
+@pytest.fixture
+def remote_served(monkeypatch):
+    """A remote engine: the app (a local server) is reached only at its bridge address, through the probe."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("R", (_Routes,), {"ROUTES": {}}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    app = _FakeContainer(None)
+    app.attrs = {"NetworkSettings": {"Ports": {}, "IPAddress": "127.0.0.1"}, "State": {}}
+    probe = _FakeProbe()
+    runs = []
+
+    def run(image, **kwargs):
+        runs.append((image, kwargs))
+        return probe if image == smoke_mod.PROBE_IMAGE else app
+
+    client = types.SimpleNamespace(images=types.SimpleNamespace(get=lambda ref: None),
+                                   containers=types.SimpleNamespace(run=run))
+    monkeypatch.setattr(engine, "client", lambda: client)
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.213.13.2:2375")
+    monkeypatch.setattr(smoke_mod, "_get", lambda url: pytest.fail(f"asked {url} from the client"))
+    yield app, probe, runs, server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_remote_engines_app_is_asked_through_the_probe(remote_served):
+    app, probe, runs, server = remote_served
+    server.RequestHandlerClass.ROUTES.update({"/healthz": (200, '{"ok": true}')})
+    r = smoke_test("img", port=server.server_address[1], paths=["/health", "/healthz"], timeout_s=10)
+    assert r.ok and (r.path, r.status, r.body) == ("/healthz", 200, '{"ok": true}')
+    assert r.url == f"http://127.0.0.1:{server.server_address[1]}/healthz" and r.host_port is None
+    assert probe.execs >= 2 and probe.removed and app.removed
+    (probe_image, probe_kw), (app_image, app_kw) = runs
+    assert probe_image == smoke_mod.PROBE_IMAGE and app_image == "img"
+    assert app_kw["ports"] is None, "nothing is published for a remote engine"
+    assert probe_kw["labels"][config.MADE_LABEL] == app_kw["labels"][config.MADE_LABEL] == config.LAB_LABEL_VALUE
+
+
+def test_a_remote_engines_404_is_reported_like_a_local_one(remote_served):
+    _, probe, _, server = remote_served
+    r = smoke_test("img", port=server.server_address[1], paths=["/health"], timeout_s=0.8)
+    assert not r.ok and "last answers: /health 404" in r.error and probe.removed
+
+
+def test_probe_get_says_nothing_answered_when_nothing_listens():
+    probe = _FakeProbe()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    assert smoke_mod._probe_get(probe, f"http://127.0.0.1:{free}/health") == smoke_mod._Answer(None, "")
