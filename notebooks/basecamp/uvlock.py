@@ -284,7 +284,9 @@ def _range(values: list[float | None]) -> str:
 def compare_steps(a: StepMeasurement, b: StepMeasurement) -> list[ComparisonRow]:
     """Per scenario: build wall time and install-step time (medians, min–max); downloads; image size."""
     rows: list[ComparisonRow] = []
-    for scenario in ("cold", "code-change", "dependency-change"):
+    from basecamp.measure import SCENARIOS
+
+    for scenario in SCENARIOS:
         sa, sb = a.scenarios.get(scenario), b.scenarios.get(scenario)
         if sa is None or sb is None:
             continue
