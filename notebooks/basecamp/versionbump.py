@@ -17,6 +17,7 @@ the fixes measured with the same protocol, and the venv that does not travel.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 from collections.abc import Sequence
@@ -44,6 +45,8 @@ VERSION_CODE = ("import importlib.metadata as m\n"
                 "try:\n    print(m.version('annapurna'))\n"
                 "except m.PackageNotFoundError:\n    print('<not installed>')")
 NOT_INSTALLED = "<not installed>"
+#: Terminal colour codes (uv colours its messages even without a terminal unless NO_COLOR is set).
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def extra_dockerfile(key: str) -> Path:
@@ -169,7 +172,8 @@ def format_bump_table(rows: Sequence[BumpRow]) -> str:
     lines = _aligned(BUMP_HEAD, [r.cells() for r in rows])
     legend = ("version bump: rebuild time after only the project's version changed, median (fastest–slowest).\n"
               "dependency install re-ran: runs in which `poetry install`/`uv sync` (not `--only-root`) ran again.\n"
-              "downloads: packages the install fetched (0 with a cache mount that kept them; -: no install ran).")
+              "downloads: packages the install fetched (0 when no install ran, or when a cache mount kept them all;\n"
+              "?: the install's log does not say, as step 4's, which runs Poetry without -vvv).")
     return "\n".join([*lines, "", legend])
 
 
@@ -226,7 +230,7 @@ def lock_after_bump(name: str = "version-locks") -> tuple[str, list[LockCheck]]:
     poetry_check = LockCheck("Poetry", "poetry check --lock", code == 0, out,
                              (app.path / "poetry.lock").read_text() != poetry_before)
 
-    uv_env_ = {**{k: v for k, v in os.environ.items() if not k.startswith("UV_")}, **uv_env()}
+    uv_env_ = {**{k: v for k, v in os.environ.items() if not k.startswith("UV_")}, **uv_env(), "NO_COLOR": "1"}
     code, out = _run([str(find_uv()), "lock", "--check"], app.path, uv_env_)
     lock(app.path)
     uv_check = LockCheck("uv", "uv lock --check", code == 0, out, (app.path / "uv.lock").read_text() != uv_before)
@@ -348,7 +352,8 @@ def show_fix_diff(key: str, against: str = "06") -> None:
 
 def lock_lines(check: LockCheck) -> str:
     """What a lock check printed that a learner needs: its error and hint lines (uv also names the host's Python)."""
-    lines = [line for line in check.output.splitlines() if line.strip()]
+    plain = _ANSI.sub("", check.output)
+    lines = [line for line in plain.splitlines() if line.strip()]
     kept = [line for line in lines if not line.startswith(("Using CPython", "Resolved "))]
     return "\n".join(kept)
 

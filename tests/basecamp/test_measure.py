@@ -334,11 +334,11 @@ def test_measure_the_naive_step_once(docker_client: Any, tmp_path: Path) -> None
     lines: list[str] = []
     m = measure.measure_step("01", repeats=1, results_path=results, log=lines.append, display="none")
     assert m.step == "01-naive" and m.target is None and m.repeats == 1
-    assert list(m.scenarios) == list(measure.SCENARIOS)
+    assert list(m.scenarios) == list(measure.protocol("01-naive"))
     assert m.image.size_bytes > 0 and m.image.compressed_bytes and m.image.compressed_bytes < m.image.size_bytes
     assert m.base.startswith(config.FULL_BASE) and m.base.endswith(("(stand-in)", "(official)"))
     assert m.image.ref == "annapurna-lab/01-naive:measure" and docker_client.images.get(m.image.ref).id == m.image.id
-    cold, code, dep = (m.scenarios[s].runs[0] for s in measure.SCENARIOS)
+    cold, code, dep = (m.scenarios[s].runs[0] for s in measure.protocol("01-naive"))
     assert cold.cached_steps == 0 and cold.ran_steps == 3
     assert code.build is not None and code.build.step_matching("COPY . .").status == "done"
     assert code.build.step_matching("pip install poetry").status == "cached"
@@ -349,7 +349,7 @@ def test_measure_the_naive_step_once(docker_client: Any, tmp_path: Path) -> None
     back = measured("01", results)
     assert back is not None and back.measurement == m.measurement
     assert back.row()["cold_median_s"] == pytest.approx(cold.wall_s, abs=1e-3)
-    assert {r.scenario for r in load(path=results)} == {"image", "done", *measure.SCENARIOS}
+    assert {r.scenario for r in load(path=results)} == {"image", "done", *measure.protocol("01-naive")}
 
 
 @pytest.mark.parametrize("bad", [0, -1, "x", True, 2.5])
