@@ -358,6 +358,63 @@ def lock_lines(check: LockCheck) -> str:
     return "\n".join(kept)
 
 
+# ---------------------------------------------------------------------------------------------
+# Poetry 2: what older Dockerfiles trip over, as the pinned Poetry says it
+
+
+@dataclass(frozen=True)
+class PoetryFact:
+    """One command run with the pinned Poetry: its exit status and the lines that answer the question."""
+
+    what: str
+    command: str
+    returncode: int
+    lines: tuple[str, ...]
+
+
+#: What a dry-run install prints when it would install the project itself.
+ROOT_INSTALL_LINE = "Installing the current project"
+
+
+def kept_lines(output: str, wanted: Sequence[str] = ()) -> tuple[str, ...]:
+    """The non-empty lines of `output` (without colour codes); with `wanted`, only lines holding one of them."""
+    lines = [line.rstrip() for line in _ANSI.sub("", output).splitlines() if line.strip()]
+    return tuple(line for line in lines if not wanted or any(w in line for w in wanted))
+
+
+def poetry2_facts(name: str = "poetry2-facts") -> list[PoetryFact]:
+    """Run the pinned Poetry on a scratch copy: `export`, `install --help` (--no-directory and friends), and a
+    dry-run install with and without `package-mode = false`. Builds nothing; the dry runs create an empty venv
+    under the lab's cache folder (never inside the copy, so a build context stays clean)."""
+    from basecamp.index import poetry_env
+    from basecamp.poetry import find_poetry
+    from basecamp.scratch import scratch_copy
+
+    app = scratch_copy(name)
+    envs = config.LAB_HOME / "cache" / f"{name}-venvs"
+    env = {**os.environ, **poetry_env(), "POETRY_VIRTUALENVS_PATH": str(envs), "POETRY_NO_INTERACTION": "1",
+           "POETRY_VIRTUALENVS_IN_PROJECT": "false", "NO_COLOR": "1"}
+    poetry = str(find_poetry())
+
+    def fact(what: str, args: list[str], wanted: Sequence[str] = ()) -> PoetryFact:
+        code, out = _run([poetry, *args], app.path, env)
+        return PoetryFact(what, "poetry " + " ".join(args), code, kept_lines(out, wanted))
+
+    dry = ["install", "--dry-run", "--without", "dev"]
+    facts = [
+        fact("export without its plugin", ["export", "-f", "requirements.txt"]),
+        fact("install's options for Docker layers", ["install", "--help"], ("--no-root", "--no-directory", "--only-root")),
+        fact("a dry-run install, package mode", dry, ("Package operations", ROOT_INSTALL_LINE)),
+    ]
+    pyproject = app.path / "pyproject.toml"
+    text = pyproject.read_text()
+    if "[tool.poetry]\n" not in text:
+        raise InputError("the app's pyproject.toml has no [tool.poetry] table to set package-mode in")
+    pyproject.write_text(text.replace("[tool.poetry]\n", "[tool.poetry]\npackage-mode = false\n", 1))
+    facts.append(fact("a dry-run install, package-mode = false", dry, ("Package operations", ROOT_INSTALL_LINE)))
+    return facts
+
+
 def format_rows_for_plot(rows: Sequence[BumpRow]) -> list[dict[str, Any]]:
     """Rows shaped for basecamp.plots.plot_compare's "version-bump" metric (median, min, max, runs)."""
     return [{"step": r.name, "version_bump_median_s": r.median_s, "version_bump_min_s": r.min_s,

@@ -143,3 +143,11 @@ def test_a_stage_of_ten_steps_or_more_is_read() -> None:
     assert (step.internal, step.stage, step.index, step.total, step.keyword) == (False, "builder", 9, 10, "COPY")
     alone = parse_header(2, "[ 3/12] RUN true")
     assert (alone.internal, alone.stage, alone.index) == (False, None, 3)
+
+
+def test_kept_lines_drop_colour_and_blank_lines_and_keep_what_is_asked() -> None:
+    from basecamp.versionbump import kept_lines
+
+    out = "\x1b[2mResolved\x1b[0m 3\n\n  --no-root   Do not install\n  --no-directory  skip dirs\nother\n"
+    assert kept_lines(out) == ("Resolved 3", "  --no-root   Do not install", "  --no-directory  skip dirs", "other")
+    assert kept_lines(out, ("--no-directory",)) == ("  --no-directory  skip dirs",)
