@@ -37,6 +37,7 @@ NOTEBOOKS = REPO / "notebooks"
 STEP_NOTEBOOKS = frozenset({
     "01_naive.ipynb", "02_warming_up.ipynb", "03_poetry_cache.ipynb", "04_deps_before_code.ipynb",
     "05_multi_stage.ipynb", "06_cache_mounts.ipynb", "08_uv.ipynb", "09_hardened_runtime.ipynb",
+    "10_version_bump.ipynb",
 })
 
 

@@ -91,6 +91,8 @@ def report(notebooks: list[str] | None, out: str | None, timeout: int, folder: s
 
 
 def main(argv: list[str] | None = None) -> int:
+    from basecamp import measure
+
     parser = argparse.ArgumentParser(prog="python -m basecamp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("prepare", help="start the engine and make sure the base images exist")
@@ -99,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     clean_p.add_argument("--bases", action="store_true", help="remove the stand-in base images too")
     clean_p.add_argument("--dry-run", action="store_true", help="remove nothing, list what would go")
     sub.add_parser("poetry-env", help="print the environment the host's Poetry needs, as export lines")
-    bench_p = sub.add_parser("bench", help="measure every step: cold, code-change, dependency-change")
+    bench_p = sub.add_parser("bench", help="measure every step: " + ", ".join(measure.SCENARIOS))
     bench_p.add_argument("--steps", help="comma-separated steps, e.g. 01,04,06 (default: every step)")
     bench_p.add_argument("--repeats", type=int, help="runs per scenario (default: $ANNAPURNA_REPEATS, else 2)")
-    bench_p.add_argument("--scenarios", help="comma-separated, default: cold,code-change,dependency-change")
+    bench_p.add_argument("--scenarios", help="comma-separated, default: " + ",".join(measure.SCENARIOS))
     bench_p.add_argument("--out", help="folder for the CSV and JSON files (default: .lab/bench/)")
     report_p = sub.add_parser("report", help="execute every notebook headless and write a static HTML site")
     report_p.add_argument("--out", help="folder for the site (default: .lab/report/)")

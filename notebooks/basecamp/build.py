@@ -183,9 +183,9 @@ def _error_output(failed: Step | None, error_message: str | None, trailer: list[
 
 def _attach(err: BuildError, *, step_exit_code: int | None, log: str, steps: list[Step]) -> BuildError:
     """A BuildError also carries the failing command's own exit code, the full log and the steps."""
-    err.step_exit_code = step_exit_code  # type: ignore[attr-defined]
-    err.log = log  # type: ignore[attr-defined]
-    err.steps = steps  # type: ignore[attr-defined]
+    err.step_exit_code = step_exit_code
+    err.log = log
+    err.steps = steps
     return err
 
 

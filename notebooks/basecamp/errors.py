@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class LabError(Exception):
@@ -45,6 +46,11 @@ class BuildError(CommandError):
         failed_step: str | None = None,
     ) -> None:
         self.failed_step = failed_step
+        #: The failing RUN's own exit code (127: command not found), when the log says it.
+        self.step_exit_code: int | None = None
+        #: The build's whole log, and its steps as basecamp.progress read them (set by basecamp.build).
+        self.log = output
+        self.steps: list[Any] = []
         hint = f"failing instruction: {failed_step}" if failed_step else ""
         super().__init__(command, returncode, output, hint)
 

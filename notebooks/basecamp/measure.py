@@ -17,6 +17,11 @@ so every number in the series comes from the same protocol:
   (scratch.DEPENDENCY) to [project].dependencies and relocks; every run writes a fresh marker
   comment in pyproject.toml. Then a rebuild with the cache. Steps share identical instructions,
   so only a change no earlier build has seen shows what a dependency change costs.
+- **version-bump**: `Scratch.bump_version`: only the project's version in pyproject.toml changes
+  (to a version no earlier build has seen; a uv step's uv.lock is derived again, as it records
+  the project's version). Then a rebuild with the cache. The most common release-day change: it
+  shows which steps reinstall every dependency although no dependency changed. Steps 01-03 do
+  not have it (`PROTOCOL`): they copy the code before the install, so every change rebuilds there.
 
 Before the code-change and dependency-change runs the step is built once from the current
 scratch state (a warm-up, not measured), so each measured build starts from a warm cache.
@@ -58,15 +63,21 @@ if TYPE_CHECKING:
     from basecamp.results import Record
     from basecamp.scratch import Scratch
 
-SCENARIOS = ("cold", "code-change", "dependency-change")
+SCENARIOS = ("cold", "code-change", "dependency-change", "version-bump")
 #: The results-file scenario of the record that holds a measurement's image sizes.
 IMAGE_SCENARIO = "image"
 #: Written last by `measure_step`: a measurement without it was interrupted or failed part-way.
 DONE_SCENARIO = "done"
 #: The record of a smoke test run on the measured image (basecamp.yours): `ok`, and its line in `note`.
 SMOKE_SCENARIO = "smoke"
-#: Steps whose whole protocol is smaller than SCENARIOS (the anti-pattern only has a size to show).
-PROTOCOL: dict[str, tuple[str, ...]] = {"03b-cache-deleted-later": ("cold",)}
+#: Steps whose whole protocol is smaller than SCENARIOS. The anti-pattern only has a size to show.
+#: Steps 01-03 copy the whole project before the install, so a version bump rebuilds everything there
+#: just as a code change does: measuring it would repeat their code-change column.
+_BEFORE_SPLIT = ("cold", "code-change", "dependency-change")
+PROTOCOL: dict[str, tuple[str, ...]] = {
+    "01-naive": _BEFORE_SPLIT, "02-warming-up": _BEFORE_SPLIT, "03-poetry-cache": _BEFORE_SPLIT,
+    "03b-cache-deleted-later": ("cold",),
+}
 
 
 def protocol(step: str) -> tuple[str, ...]:
@@ -233,7 +244,7 @@ class StepMeasurement:
 
         Keys: step, label (the step, or "your Dockerfile (<file>)"), smoke ("ok", "failed", "" when not
         run), dockerfile ("" for a step), project, base, builder, target, repeats, size_bytes, size, compressed_bytes, gzipped,
-        then for each scenario (underscored: cold, code_change, dependency_change): <s>_median_s,
+        then for each scenario (underscored: cold, code_change, dependency_change, version_bump): <s>_median_s,
         <s>_min_s, <s>_max_s, <s>_spread_s, <s>_runs, <s>_cached, <s>_ran, <s>_downloads and <s>
         (the formatted timing). Scenarios not measured have None / "" there, so rows line up.
         """
@@ -310,6 +321,42 @@ def dependency_copies(build: BuildResult) -> list[Step]:
     return _copies(build, lambda src: src.rsplit("/", 1)[-1] in DEPENDENCY_FILES)
 
 
+def dependency_binds(build: BuildResult) -> list[Step]:
+    """The RUN steps that bind-mount pyproject.toml / poetry.lock / uv.lock from the build context
+    (`RUN --mount=type=bind,source=pyproject.toml,...`; a bind from a stage, `from=`, does not count)."""
+    from basecamp.dockerparse import parse
+
+    found = []
+    for s in build.steps:
+        if s.keyword != "RUN":
+            continue
+        parsed = parse(s.instruction).instructions
+        for mount in parsed[0].mounts if parsed else []:
+            opts = dict(mount.options)
+            source = (opts.get("source") or opts.get("src") or mount.target).strip("/")
+            if mount.type == "bind" and "from" not in opts and source.rsplit("/", 1)[-1] in DEPENDENCY_FILES:
+                found.append(s)
+                break
+    return found
+
+
+def install_steps(build: BuildResult) -> list[Step]:
+    """The RUN steps that install dependencies (`poetry install`, `uv sync`)."""
+    return [s for s in build.steps if s.keyword == "RUN"
+            and ("poetry install" in s.instruction or "uv sync" in s.instruction)]
+
+
+def dependency_install_reran(build: BuildResult) -> bool:
+    """True when a dependency install (`poetry install`/`uv sync`) that installs more than the project ran.
+
+    `poetry install --only-root` and `uv sync --no-deps`-style steps install the project alone
+    (no dependency), so they do not count.
+    """
+    own_only = ("--only-root", "--no-deps")
+    return any(s.status == "done" and not any(flag in s.instruction for flag in own_only)
+               for s in install_steps(build))
+
+
 def _not_warm(build: BuildResult, copies: list[Step]) -> list[Step]:
     """Steps that should have come from the cache but ran: those before the first changed copy of their stage."""
     first: dict[str | None, int] = {}
@@ -335,6 +382,10 @@ def verify(run: Run, code_paths: Sequence[str] = CODE_PATHS) -> list[str]:
       stage) must come from the cache — the cache was warm;
     - dependency-change: the COPY of pyproject.toml / poetry.lock and `poetry install` must re-run,
       and the steps before that COPY must come from the cache.
+    - version-bump: a step that reads pyproject.toml from the context (its COPY, or a RUN that
+      bind-mounts it) must exist and re-run (the bump reached the build), and the steps before it
+      must come from the cache. The install *may* re-run or come from the cache: which one it does
+      is what the scenario measures (a Dockerfile that keeps it cached is the fix, not an error).
     """
     build = run.build
     problems: list[str] = []
@@ -371,6 +422,13 @@ def verify(run: Run, code_paths: Sequence[str] = CODE_PATHS) -> list[str]:
         if installs and not any(s.status == "done" for s in installs):
             tool = "uv sync" if any("uv sync" in s.instruction for s in installs) else "poetry install"
             problems.append(f"`{tool}` did not re-run after a dependency change ({_names(installs)})")
+    elif run.scenario == "version-bump":
+        copies = dependency_copies(build) + dependency_binds(build)
+        if not copies:
+            problems.append("no COPY (or bind mount) of pyproject.toml found: a version bump cannot reach this build")
+        elif not any(s.status == "done" for s in copies):
+            problems.append(f"no step reading pyproject.toml re-ran ({_names(copies)}): the version bump did not "
+                            "reach the build")
     else:
         raise InputError(f"unknown scenario {run.scenario!r}: use one of {', '.join(SCENARIOS)}")
     cold_steps = _not_warm(build, copies)
@@ -648,6 +706,8 @@ class _Session:
                                        f"(in use by another build?): {', '.join(r.id for r in left)}")
                 elif scenario == "code-change":
                     self.app.edit_code()
+                elif scenario == "version-bump":
+                    self.app.bump_version()
                 else:
                     self.app.change_dependency()
                 runs[scenario].append(self.run(scenario, i))
@@ -711,7 +771,9 @@ def measure_step(
     elif project is not None and app is not None and resolve(app.project) != resolve(project):
         raise InputError(f"measure_step: the scratch copy {app.name!r} is not a copy of project {project.name!r}")
     project = resolve(project)
-    wanted = check_scenarios(scenarios)
+    wanted = [s for s in check_scenarios(scenarios) if s in protocol(name)]
+    if not wanted:
+        raise InputError(f"{name} is measured with {', '.join(protocol(name))} only (measure.PROTOCOL)")
     n = default_repeats() if repeats is None else _check_repeats(repeats)
     target = default_target(step) if target is None else target
     app = app if app is not None else scratch_copy(f"measure-{name}", project=None if project.is_default else project)
@@ -826,7 +888,8 @@ def latest_rows(steps: Iterable[str] | None = None, path: Path | None = None,
 
 
 #: How each scenario is named in the tables' headers.
-SCENARIO_TITLES = {"cold": "cold build", "code-change": "code change", "dependency-change": "dependency change"}
+SCENARIO_TITLES = {"cold": "cold build", "code-change": "code change", "dependency-change": "dependency change",
+                   "version-bump": "version bump"}
 #: The first table: sizes and the median build time of each scenario.
 TABLE_COLUMNS = ("step", "size", "gzipped", *(SCENARIO_TITLES[s] for s in SCENARIOS))
 #: The second table's columns under each scenario's title.

@@ -180,6 +180,7 @@ METRICS = {
     "cold": ("cold build (s, median, bars = min-max)", "cold", True),
     "code-change": ("rebuild after a code change (s)", "code_change", True),
     "dependency-change": ("rebuild after a dependency change (s)", "dependency_change", True),
+    "version-bump": ("rebuild after a version bump (s)", "version_bump", True),
 }
 
 

@@ -37,8 +37,9 @@ _LINE = re.compile(r"^#(\d+) ?(.*)$")
 _DONE = re.compile(r"^DONE (\d+(?:\.\d+)?)s$")
 _LOG = re.compile(r"^(\d+\.\d+)(?: (.*))?$")
 _HEADER = re.compile(r"^\[(?P<bracket>[^\]]+)\] ?(?P<instruction>.*)$")
+#: BuildKit pads the index to the total's width: "[builder  1/10]", "[ 1/10]" (a stage of 10 steps or more).
 _BRACKET = re.compile(
-    r"^(?:(?P<platform>[a-z0-9]+/[a-z0-9_]+(?:/v\d+)?) )?(?:(?P<stage>\S+) )?(?P<index>\d+)/(?P<total>\d+)$"
+    r"^ *(?:(?P<platform>[a-z0-9]+/[a-z0-9_]+(?:/v\d+)?) +)?(?:(?P<stage>\S+) +)?(?P<index>\d+)/(?P<total>\d+)$"
 )
 _WRITING_IMAGE = re.compile(r"^writing image (sha256:[0-9a-f]{64})")
 _SUMMARY_STEP = re.compile(r"^ > (\[.+\] .*):$")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import tomllib
 import uuid
@@ -31,6 +32,45 @@ DEPENDENCY = "inflection (==0.5.1)"
 #: Start of the comment line that makes each dependency change new to the layer cache.
 DEPENDENCY_MARKER = "# annapurna-lab dependency change "
 _DEP_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+#: The tables whose `version = "..."` is the project's version: PEP 621's, else Poetry 1's.
+VERSION_TABLES = ("[project]", "[tool.poetry]")
+_VERSION_LINE = re.compile(r'^(\s*version\s*=\s*)(["\'])([^"\']*)\2(.*)$')
+_RELEASE = re.compile(r"^(\d+)(?:\.(\d+))?")
+
+
+def new_version(old: str) -> str:
+    """A version no build has seen: `old`'s major.minor, then a random patch ("0.1.0" -> "0.1.734019211").
+
+    Random, not old + 1: every run of every measurement (and of every earlier one) must be new to the
+    layer cache, or a bump could be served from a build of an earlier run.
+    """
+    m = _RELEASE.match(old.strip())
+    major, minor = (m[1], m[2] or "0") if m else ("0", "0")
+    return f"{major}.{minor}.{secrets.randbelow(10**9) + 1}"
+
+
+def with_version(text: str, version: str) -> tuple[str, str]:
+    """`text` (a pyproject.toml) with the project's version set to `version`; returns (text, old version).
+
+    The version is the `version = "..."` line of [project] (PEP 621), else of [tool.poetry] (Poetry 1
+    layout); comments and layout kept. InputError when neither table has a static version (a
+    `dynamic = ["version"]` project has nothing to bump in this file).
+    """
+    lines = text.splitlines(keepends=True)
+    for wanted in VERSION_TABLES:
+        table = None
+        for i, line in enumerate(lines):
+            stripped = line.strip()
+            if stripped.startswith("["):
+                table = stripped.split("#", 1)[0].strip()
+                continue
+            m = _VERSION_LINE.match(line.rstrip("\r\n"))
+            if table == wanted and m is not None:
+                end = line[len(line.rstrip("\r\n")):]
+                lines[i] = f"{m[1]}{m[2]}{version}{m[2]}{m[4]}{end}"
+                return "".join(lines), m[3]
+    raise InputError("pyproject.toml has no static `version = \"...\"` in [project] or [tool.poetry]: "
+                     "nothing to bump (a dynamic version lives elsewhere)")
 
 
 def _normalized(name: str) -> str:
@@ -181,6 +221,32 @@ class Scratch:
         what = f"added {package}, relocked" if added else f"{package} already added"
         self.edits.append(f"pyproject.toml: {what}; marker {edit_id}")
         return f"{what} (marker {edit_id})"
+
+    def bump_version(self, version: str | None = None) -> str:
+        """Change the project's version in pyproject.toml, nothing else; return "old -> new".
+
+        `version`: the new one (default: `new_version`, a version no build has seen). A uv step's copy
+        (it has a uv.lock) gets its uv.lock derived again: uv.lock records the project's own version, and
+        `uv sync --locked` refuses a lock that disagrees with pyproject.toml. poetry.lock is left as it is:
+        the pinned Poetry's content-hash does not cover [project].version (`poetry check --lock` passes
+        after a bump; the notebook 10_version_bump runs it). Only the copy changes, never the checkout.
+        """
+        pyproject = self.path / "pyproject.toml"
+        original = pyproject.read_text()
+        _, old = with_version(original, "0")
+        new = version if version is not None else new_version(old)
+        text, _ = with_version(original, new)
+        pyproject.write_text(text)
+        if (self.path / "uv.lock").is_file():
+            from basecamp.uvlock import lock as uv_lock
+
+            try:
+                uv_lock(self.path)
+            except BaseException:
+                pyproject.write_text(original)
+                raise
+        self.edits.append(f"pyproject.toml: version {old} -> {new}")
+        return f"{old} -> {new}"
 
     def state_digest(self) -> str:
         """A hash of every file in the context (paths and contents): equal digests, equal contexts."""

@@ -64,15 +64,16 @@ def _timing(row: dict[str, Any], key: str) -> str:
 
 def article_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """The header and cells of `article_table` (the report's index renders them as HTML)."""
-    head = ["step", "size", "article", "gzipped", "cold", "code change", "dependency change"]
+    from basecamp.measure import SCENARIO_TITLES, SCENARIOS, _key
+
+    head = ["step", "size", "article", "gzipped", *(SCENARIO_TITLES[s] for s in SCENARIOS)]
     body = []
     for r in rows:
         claim = CLAIMS.get(r["step"])
         body.append([
             r["step"], fmt_bytes(r.get("size_bytes")),
             fmt_bytes(claim.size_bytes) if claim and claim.size_bytes else "—",
-            fmt_bytes(r.get("compressed_bytes")), _timing(r, "cold"), _timing(r, "code_change"),
-            _timing(r, "dependency_change"),
+            fmt_bytes(r.get("compressed_bytes")), *(_timing(r, _key(s)) for s in SCENARIOS),
         ])
     return head, body
 
@@ -160,13 +161,14 @@ def ratios_table(rows: list[dict[str, Any]], first: str = "01-naive", best: str 
     """
     by = {r["step"]: r for r in rows}
     a, b = by.get(first, {}), by.get(best, {})
-    head = ["step", "size", "size", "size", "cold build", "code change", "dependency change"]
-    groups = [("", 2), (f"{first} ÷ step", 1), (f"step ÷ {best}", 4)]
+    from basecamp.measure import SCENARIO_TITLES, SCENARIOS, _key
+
+    head = ["step", "size", "size", "size", *(SCENARIO_TITLES[s] for s in SCENARIOS)]
+    groups = [("", 2), (f"{first} ÷ step", 1), (f"step ÷ {best}", 1 + len(SCENARIOS))]
     body = [[
         r["step"], fmt_bytes(r.get("size_bytes")), _ratio(a.get("size_bytes"), r.get("size_bytes")),
-        _ratio(r.get("size_bytes"), b.get("size_bytes")), _ratio(r.get("cold_median_s"), b.get("cold_median_s")),
-        _ratio(r.get("code_change_median_s"), b.get("code_change_median_s")),
-        _ratio(r.get("dependency_change_median_s"), b.get("dependency_change_median_s")),
+        _ratio(r.get("size_bytes"), b.get("size_bytes")),
+        *(_ratio(r.get(f"{_key(s)}_median_s"), b.get(f"{_key(s)}_median_s")) for s in SCENARIOS),
     ] for r in rows]
     legend = (f"{first} ÷ step: how many times smaller than {first} the step's image is.\n"
               f"step ÷ {best}: the step's size or median time over step {best[:2]}'s "

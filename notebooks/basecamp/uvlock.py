@@ -240,7 +240,7 @@ def _range(values: list[float | None]) -> str:
 def compare_steps(a: StepMeasurement, b: StepMeasurement) -> list[ComparisonRow]:
     """Per scenario: build wall time and install-step time (medians, min–max); downloads; image size."""
     rows: list[ComparisonRow] = []
-    for scenario in ("cold", "code-change", "dependency-change"):
+    for scenario in a.scenarios:  # in the protocol's order
         sa, sb = a.scenarios.get(scenario), b.scenarios.get(scenario)
         if sa is None or sb is None:
             continue

@@ -228,21 +228,22 @@ def test_row_is_flat_and_lines_up_when_a_scenario_is_missing() -> None:
 
 def test_table_has_one_line_per_step_and_says_what_its_columns_mean() -> None:
     rows = [measurement(cold=[10.0]).row(),
-            measurement("06-cache-mounts", cold=[5.0, 6.0], code_change=[1.0], dependency_change=[2.0]).row()]
+            measurement("06-cache-mounts", cold=[5.0, 6.0], code_change=[1.0], dependency_change=[2.0],
+                        version_bump=[3.0]).row()]
     table = format_table(rows).splitlines()
     assert [c.strip() for c in table[0].split("  ") if c.strip()] == [
-        "step", "size", "gzipped", "cold build", "code change", "dependency change"]
+        "step", "size", "gzipped", "cold build", "code change", "dependency change", "version bump"]
     assert set(table[1]) <= {"-", " "}
     assert table[2].startswith("01-naive") and "10.0 s" in table[2]
     assert table[3].startswith("06-cache-mounts") and "5.5 s (5.0–6.0)" in table[3]
     # the second table: per scenario, steps cached / ran and downloads, each in its own titled column
     second = table[5:10]
-    assert second[0].split() == ["cold", "build", "code", "change", "dependency", "change"]
-    assert second[1].split() == ["step"] + ["cached", "ran", "downloads"] * 3
-    assert second[3].split() == ["01-naive", "1", "2", "?", "-", "-", "-", "-", "-", "-"]
-    assert second[4].split() == ["06-cache-mounts", "1", "2", "?", "1", "2", "5", "1", "2", "5"]
+    assert second[0].split() == ["cold", "build", "code", "change", "dependency", "change", "version", "bump"]
+    assert second[1].split() == ["step"] + ["cached", "ran", "downloads"] * 4
+    assert second[3].split() == ["01-naive", "1", "2", "?", "-", "-", "-", "-", "-", "-", "-", "-", "-"]
+    assert second[4].split() == ["06-cache-mounts", "1", "2", "?", "1", "2", "5", "1", "2", "5", "1", "2", "5"]
     # each group title stands over its first column
-    for title, column in (("code change", 4), ("dependency change", 7)):
+    for title, column in (("code change", 4), ("dependency change", 7), ("version bump", 10)):
         starts = [i for i, ch in enumerate(second[1]) if ch != " " and (i == 0 or second[1][i - 1] == " ")]
         assert second[0].index(title) == starts[column], (title, second[0], second[1])
     assert not any(" · " in line for line in table), "no cell packs three scenarios into one"
@@ -280,6 +281,9 @@ def _records(measurement_id: str, step: str = "01-naive", cold: tuple[float, ...
                       image_id="sha256:c", **common))
         record(Record(scenario="dependency-change", wall_s=3.0, cached_steps=1, ran_steps=2, run=1, downloads=1,
                       image_id="sha256:d", **common))
+        if "version-bump" in measure.protocol(step):
+            record(Record(scenario="version-bump", wall_s=4.0, cached_steps=1, ran_steps=2, run=1, downloads=9,
+                          image_id="sha256:v", **common))
     if done:
         record(Record(scenario="done", **common))
 
@@ -310,7 +314,7 @@ def test_latest_rows_compare_steps_without_building() -> None:
     assert [r["step"] for r in rows] == ["01-naive", "04-deps-before-code"]
     assert rows[1]["cold_median_s"] == 8.0
     assert [r["step"] for r in latest_rows(["04-deps-before-code"])] == ["04-deps-before-code"]
-    assert len(load()) == 11
+    assert len(load()) == 12
 
 
 def test_bench_refuses_bad_arguments_before_building(capsys: pytest.CaptureFixture[str]) -> None:
@@ -330,11 +334,11 @@ def test_measure_the_naive_step_once(docker_client: Any, tmp_path: Path) -> None
     lines: list[str] = []
     m = measure.measure_step("01", repeats=1, results_path=results, log=lines.append, display="none")
     assert m.step == "01-naive" and m.target is None and m.repeats == 1
-    assert list(m.scenarios) == list(measure.SCENARIOS)
+    assert list(m.scenarios) == list(measure.protocol("01-naive"))
     assert m.image.size_bytes > 0 and m.image.compressed_bytes and m.image.compressed_bytes < m.image.size_bytes
     assert m.base.startswith(config.FULL_BASE) and m.base.endswith(("(stand-in)", "(official)"))
     assert m.image.ref == "annapurna-lab/01-naive:measure" and docker_client.images.get(m.image.ref).id == m.image.id
-    cold, code, dep = (m.scenarios[s].runs[0] for s in measure.SCENARIOS)
+    cold, code, dep = (m.scenarios[s].runs[0] for s in measure.protocol("01-naive"))
     assert cold.cached_steps == 0 and cold.ran_steps == 3
     assert code.build is not None and code.build.step_matching("COPY . .").status == "done"
     assert code.build.step_matching("pip install poetry").status == "cached"
@@ -345,7 +349,7 @@ def test_measure_the_naive_step_once(docker_client: Any, tmp_path: Path) -> None
     back = measured("01", results)
     assert back is not None and back.measurement == m.measurement
     assert back.row()["cold_median_s"] == pytest.approx(cold.wall_s, abs=1e-3)
-    assert {r.scenario for r in load(path=results)} == {"image", "done", *measure.SCENARIOS}
+    assert {r.scenario for r in load(path=results)} == {"image", "done", *measure.protocol("01-naive")}
 
 
 @pytest.mark.parametrize("bad", [0, -1, "x", True, 2.5])
