@@ -1,4 +1,4 @@
-# Extra 10 (not a step) — step 6 as a fresh CI runner sees it: no layer cache, no cache mount.
+# Extra 12 (not a step) — step 6 as a fresh CI runner sees it: no layer cache, no cache mount.
 #
 # Step 6 with two changes, both for measuring on one engine: an `ARG CI_RUNNER` in each stage
 # (BuildKit passes a stage's build args to its RUN steps, so a value this engine has never seen

@@ -1,4 +1,4 @@
-# Extra 10 (not a step) — the cache dance, part 1: copy a cache mount's contents out of BuildKit.
+# Extra 12 (not a step) — the cache dance, part 1: copy a cache mount's contents out of BuildKit.
 #
 # reproducible-containers/buildkit-cache-dance does this in CI: a throwaway build mounts the same
 # cache id and tars it into the build's output, which `-o type=local,dest=<dir>` writes to a host

@@ -1,4 +1,4 @@
-# Extra 10 (not a step) — the cache dance, part 2: put saved contents back into a cache mount.
+# Extra 12 (not a step) — the cache dance, part 2: put saved contents back into a cache mount.
 #
 # On the next (fresh) runner the folder comes back from the CI cache; this build, with that folder
 # as its context, unpacks the tarball into the cache mount, so the real build's install finds its
