@@ -209,3 +209,11 @@ def format_rows(rows: list[dict[str, object]], width: int = 70) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
     return "\n".join([line(head), line(["-" * w for w in widths]), *(line(b) for b in body)])
+
+
+def format_report(reports: list[LintReport], width: int = 70) -> str:
+    """`format_rows` for every finding and every final file; the other clean files folded into one line."""
+    rows = findings_rows(reports)
+    folded = [str(r["file"]) for r in rows if r["rule"] == "—" and not r["final"]]
+    table = format_rows([r for r in rows if r["rule"] != "—" or r["final"]], width)
+    return table + (f"\nclean, not final ({len(folded)}): {', '.join(folded)}" if folded else "")

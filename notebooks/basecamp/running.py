@@ -701,7 +701,7 @@ def shipped(step: str, image: str) -> RunSpec:
 
 
 def record_running(*, stops: Sequence[StopResult] = (), starts: Sequence[StartResult] = (),
-                   repro: ReproResult | None = None) -> None:
+                   repros: Sequence[ReproResult] = ()) -> None:
     """Write the medians to the results file: step "11-running", scenario "<what>: <spec name>"
     (`basecamp.summary.running_table` reads them back)."""
     from basecamp.results import Record, record
@@ -712,7 +712,7 @@ def record_running(*, stops: Sequence[StopResult] = (), starts: Sequence[StartRe
     for start in starts:
         record(Record(step=RESULTS_STEP, scenario=f"start: {start.spec.name}", wall_s=round(start.seconds.median, 6),
                       image_id=start.spec.image, note=start.line()))
-    if repro is not None:
+    for repro in repros:
         record(Record(step=RESULTS_STEP, scenario=f"reproducible: {repro.step}", ok=repro.same_image,
                       image_id=repro.image_a, note=repro.lines()[0]))
 

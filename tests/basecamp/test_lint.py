@@ -77,3 +77,15 @@ def test_format_rows_makes_one_line_per_finding() -> None:
     text = lint.format_rows(rows)
     assert len(text.splitlines()) == len(rows) + 2
     assert sum(len(r.findings) for r in REPORTS) == sum(1 for r in rows if r["rule"] != "—")
+
+
+def test_format_report_folds_the_clean_files_that_are_not_final() -> None:
+    reports = [
+        lint.LintReport(path=config.DOCKERFILES_DIR / "05-multi-stage.Dockerfile", final=True),
+        lint.LintReport(path=config.DOCKERFILES_DIR / "extras" / "a.Dockerfile", final=False),
+        lint.LintReport(path=config.DOCKERFILES_DIR / "extras" / "b.Dockerfile", final=False),
+    ]
+    text = lint.format_report(reports)
+    assert "05-multi-stage.Dockerfile" in text.splitlines()[2]
+    assert text.splitlines()[-1] == "clean, not final (2): extras/a.Dockerfile, extras/b.Dockerfile"
+    assert len(text.splitlines()) == 4
