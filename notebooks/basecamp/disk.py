@@ -23,14 +23,15 @@ from basecamp.units import fmt_bytes
 #: Layers a step's image adds over its base, from the README's measured sizes (stand-in bases,
 #: 2-core Debian machine): 01 ≈ 222 MB, 02-04 ≈ 100 MB each, 05 and 06 ≈ 18 MB each → ≈ 0.66 GB.
 MEASURED_STEP_LAYERS_BYTES = 660 * 10**6
-#: A measurement keeps up to this many images of a step (cold, code change, dependency change;
-#: a `--no-cache` build makes its own layers), so the layers above count this many times.
-COPIES_PER_STEP = 3
+#: A measurement keeps up to this many images of a step (cold, code change, dependency change and,
+#: from step 4 on, version bump; a `--no-cache` build makes its own layers), so the layers above count
+#: this many times.
+COPIES_PER_STEP = 4
 #: Room for BuildKit's cache (layers of replaced images, cache mounts, build-context snapshots).
 #: Measured: a whole series run (`./lab report`, 14 notebooks, stand-in bases) left 2.34 GB of
 #: build cache that no image shares, beside 1.93 GB of image layers (peak 4.27 GB over the bases).
 BUILD_CACHE_MARGIN_BYTES = 25 * 10**8
-#: The need when nothing is measured yet: 3 × 0.66 GB + 2.5 GB ≈ 4.5 GB.
+#: The need when nothing is measured yet: 4 × 0.66 GB + 2.5 GB ≈ 5.1 GB.
 FALLBACK_NEED_BYTES = COPIES_PER_STEP * MEASURED_STEP_LAYERS_BYTES + BUILD_CACHE_MARGIN_BYTES
 #: Set to a number of bytes to override the estimate (e.g. a known-small exercise).
 NEED_ENV = "ANNAPURNA_DISK_NEED"

@@ -25,7 +25,7 @@ class FakeClient:
 def test_nothing_measured_uses_the_readme_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(disk.NEED_ENV, raising=False)
     need = disk.series_need(tmp_path / "none.jsonl")
-    assert need.bytes == disk.FALLBACK_NEED_BYTES == 3 * 660 * 10**6 + 25 * 10**8
+    assert need.bytes == disk.FALLBACK_NEED_BYTES == 4 * 660 * 10**6 + 25 * 10**8
     assert "README" in need.basis
 
 
@@ -37,7 +37,7 @@ def test_need_grows_with_what_was_measured_here(tmp_path: Path, monkeypatch: pyt
            path)
     need = disk.series_need(path, {"python:3.11-bookworm": 1 * 10**9, "python:3.11-slim-bookworm": 10**9})
     # (5-1) + (2-1) GB of own layers, 3 copies, + the cache margin
-    assert need.bytes == 3 * 5 * 10**9 + disk.BUILD_CACHE_MARGIN_BYTES
+    assert need.bytes == 4 * 5 * 10**9 + disk.BUILD_CACHE_MARGIN_BYTES
     assert "2 step(s)" in need.basis
 
 
@@ -50,7 +50,7 @@ def test_rows_that_are_not_a_step_image_on_its_base_do_not_count(tmp_path: Path,
     record(Record(step="05-multi-stage", scenario="forensics", size_bytes=3 * 10**9, image_id="sha256:1"), path)
     record(Record(step="07-build-context", scenario="context: repo root", size_bytes=9 * 10**9), path)
     need = disk.series_need(path, {slim: 10**9})
-    assert need.bytes == 3 * 2 * 10**9 + disk.BUILD_CACHE_MARGIN_BYTES and "1 step(s)" in need.basis
+    assert need.bytes == 4 * 2 * 10**9 + disk.BUILD_CACHE_MARGIN_BYTES and "1 step(s)" in need.basis
 
 
 def test_the_need_can_be_overridden_but_not_with_garbage(monkeypatch: pytest.MonkeyPatch) -> None:
