@@ -666,16 +666,20 @@ def compare_images(step: str, a: str, b: str, commands: Sequence[str] = ()) -> R
     return ReproResult(step, a, b, tuple(diffs), tuple(commands))
 
 
-def reproducibility(step: str, *, dockerfile: Path | None = None, target: str | None = "runtime",
+def reproducibility(step: str, *, dockerfile: Path | None = None, target: str | None = None,
                     display: Any = None) -> ReproResult:
     """Build `step` twice with `--no-cache` from one scratch copy (same inputs), compare the two images.
 
     `dockerfile`: build this Dockerfile (an extra derived from the step) instead of the step's own;
-    its images are tagged annapurna-lab/<its stem>:repro-a and :repro-b.
+    its images are tagged annapurna-lab/<its stem>:repro-a and :repro-b. `target`: the stage to build,
+    by default the step's shipped one (its `runtime` stage when it has one, like the measurements).
     """
     from basecamp.build import build
+    from basecamp.measure import default_target
     from basecamp.scratch import scratch_copy
     from basecamp.steps import STEP_LABEL, build_step, step_name
+
+    target = target or default_target(step)
 
     app = scratch_copy("repro")
     if dockerfile is None:
