@@ -83,3 +83,17 @@ def attempt(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | Non
         return run(argv, timeout=timeout, env=env, check=False)
     except CommandError:
         return None
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (one of another user's counts; a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True

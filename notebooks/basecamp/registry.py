@@ -36,7 +36,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from basecamp import config
+from basecamp import config, process
 from basecamp.errors import LabError
 
 #: The Debian package and its program.
@@ -108,19 +108,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _answers(port: int) -> bool:
     try:
         with _OPENER.open(f"http://{HOST}:{port}/v2/", timeout=2) as res:
@@ -136,7 +123,7 @@ def recorded() -> Registry | None:
         reg = Registry(int(data["port"]), int(data["pid"]), Path(data["storage"]), Path(data["log"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return reg if _alive(reg.pid) and _answers(reg.port) else None
+    return reg if process.alive(reg.pid) and _answers(reg.port) else None
 
 
 def program() -> str:
@@ -191,12 +178,12 @@ def stop() -> str:
         pid = int(json.loads(record_file().read_text())["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         pid = 0
-    if pid and _alive(pid) and _is_registry(pid):
+    if pid and process.alive(pid) and _is_registry(pid):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while process.alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if process.alive(pid):
             os.kill(pid, signal.SIGKILL)
         said.append(f"stopped the lab's registry (pid {pid})")
     from basecamp.units import fmt_bytes

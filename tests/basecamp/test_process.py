@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
 
 import pytest
 from basecamp import process
@@ -48,3 +51,16 @@ def test_an_attempt_is_none_only_when_the_program_cannot_run() -> None:
     assert process.attempt([PY, "-c", "import time; time.sleep(30)"], timeout=0.5) is None
     failed = process.attempt([PY, "-c", "raise SystemExit(2)"], timeout=30)
     assert failed is not None and failed.returncode == 2 and not failed.ok
+
+
+def test_alive_knows_a_running_a_finished_and_a_zombie_process() -> None:
+    assert process.alive(os.getpid())
+    child = subprocess.Popen([PY, "-c", "pass"])
+    child.wait()
+    assert not process.alive(child.pid), "reaped: gone"
+    zombie = subprocess.Popen([PY, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while process.alive(zombie.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process.alive(zombie.pid), "exited but not reaped: a zombie counts as dead"
+    zombie.wait()
