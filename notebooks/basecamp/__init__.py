@@ -66,6 +66,11 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def __dir__() -> list[str]:
+    """What tab completion offers after `bc.`: the facade's names, not the package's machinery."""
+    return sorted(__all__)
+
+
 class _Facade(types.ModuleType):
     """The package as the notebooks see it: `bc.build` and `bc.cleanup` stay the functions.
 

@@ -187,7 +187,7 @@ def plotly_div(figure: dict[str, Any]) -> str:
     """A chart as a `<div>` plus its `Plotly.newPlot` script; plotly.js itself is loaded by the page."""
     import plotly.io as pio
 
-    return pio.to_html(figure, include_plotlyjs=False, full_html=False, validate=False, default_width="100%")
+    return str(pio.to_html(figure, include_plotlyjs=False, full_html=False, validate=False, default_width="100%"))
 
 
 def _widget_outputs(model_id: str, state: dict[str, Any], seen: set[str] | None = None) -> list[dict[str, Any]]:
@@ -241,7 +241,7 @@ def render_page(nb: Any, title: str) -> str:
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"book.html.j2": _PAGE_TEMPLATE})])
     exporter.template_file = "book.html.j2"
     body, _ = exporter.from_notebook_node(make_static(nb), resources={"metadata": {"name": title}})
-    return body
+    return str(body)
 
 
 def write_plotly_js(out: Path) -> Path:

@@ -226,11 +226,11 @@ def read_saved(stream: IO[bytes]) -> tuple[list[_LayerTar], list[dict[str, Any]]
                     jsons[name] = json.loads(data)
                     continue
                 except (ValueError, UnicodeDecodeError):
-                    handle = io.BytesIO(data)  # type: ignore[assignment]
+                    handle = io.BytesIO(data)
             if name.endswith(("/json", "/VERSION", "repositories", "oci-layout")):
                 continue
             try:
-                tars[name] = read_layer(handle)  # type: ignore[arg-type]
+                tars[name] = read_layer(handle)
             except tarfile.TarError:
                 continue  # not a layer
     manifest = jsons.get("manifest.json")

@@ -99,7 +99,7 @@ def static_png(fig: go.Figure | dict[str, Any], width: int = STATIC_WIDTH) -> by
     return png if isinstance(png, bytes) and png.startswith(b"\x89PNG") else None
 
 
-class StaticImageRenderer(MimetypeRenderer):
+class StaticImageRenderer(MimetypeRenderer):  # type: ignore[misc]  # plotly ships no types
     """A plotly renderer that adds `image/png` to the output bundle, or nothing when it cannot."""
 
     def to_mimebundle(self, fig_dict: dict[str, Any]) -> dict[str, str]:

@@ -83,7 +83,8 @@ def module_name(name: str) -> str:
 
 
 def _poetry(data: dict[str, Any]) -> dict[str, Any]:
-    return data.get("tool", {}).get("poetry", {})
+    poetry: dict[str, Any] = data.get("tool", {}).get("poetry", {})
+    return poetry
 
 
 def extra_groups(data: dict[str, Any]) -> tuple[str, ...]:

@@ -186,7 +186,7 @@ def _logs(container: Any, tail: int = 8) -> str:
     import docker.errors
 
     try:
-        return container.logs(tail=tail).decode(errors="replace")
+        return str(container.logs(tail=tail).decode(errors="replace"))
     except docker.errors.APIError:  # a courtesy: the container may be gone
         return ""
 

@@ -168,7 +168,7 @@ def _logs(container: Any) -> str:
     import docker.errors
 
     try:
-        return container.logs(tail=LOG_TAIL).decode(errors="replace")
+        return str(container.logs(tail=LOG_TAIL).decode(errors="replace"))
     except docker.errors.APIError:  # the container may already be gone; logs are a courtesy
         return ""
 

@@ -109,7 +109,7 @@ def compare_widget(rows: list[dict[str, Any]]) -> Any:
     if get_ipython() is None:
         return plot_compare(rows)
 
-    class ChartBox(widgets.VBox):
+    class ChartBox(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types
         """The controls and the chart; its output bundle adds the first chart's static image."""
 
         def _repr_mimebundle_(self, **kwargs: Any) -> Any:

@@ -28,3 +28,13 @@ def test_every_exported_name_resolves() -> None:
 
     missing = [name for name in basecamp.__all__ if not hasattr(basecamp, name)]
     assert missing == []
+
+
+def test_tab_completion_lists_every_helper_and_no_machinery() -> None:
+    """`dir(bc)` is what JupyterLab offers after `bc.`: every exported helper, and not `_EXPORTS` or `Any`."""
+    import basecamp
+
+    names = dir(basecamp)
+    assert set(basecamp.__all__) <= set(names)
+    assert {"measure_step", "plot_running", "build", "LabError"} <= set(names)
+    assert not [name for name in names if name.startswith("_") or name in {"Any", "importlib", "sys", "types"}]
