@@ -49,12 +49,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from basecamp import buildcache, config, disk, enginelock, results
+from basecamp import buildcache, config, disk, enginelock, images, results
 from basecamp.build import build
 from basecamp.buildcache import Tracking
 from basecamp.display import make_display
 from basecamp.errors import InputError, LabError
-from basecamp.images import inspect_image
 from basecamp.project import resolve
 from basecamp.scratch import scratch_copy
 from basecamp.steps import STEP_LABEL, ResolvedStep, base_of, resolve_file, resolve_step
@@ -618,7 +617,7 @@ class _Session:
             repo, _, label = kept.rpartition(":")
             self.client.images.get(result.image_id).tag(repo, label)
             _drop_superseded(self.client, old_kept, result.image_id)
-            self.image = inspect_image(kept, base=self.base)
+            self.image = images.inspect_image(kept, base=self.base)
             self.image_build = result
         return result, tracking, shown
 
