@@ -142,7 +142,9 @@ _checked = False
 def ensure_disk_space(client: Any | None = None, *, results_path: Path | None = None, force: bool = False) -> None:
     """Refuse (LabError, with needed vs free bytes and the path) when the engine's disk is too full.
 
-    Runs once per process (before the first build); a refusal is re-checked at the next build.
+    Runs once per process (before the first build); a refusal is re-checked at the next build. The
+    builds a learner starts call it (`build_step`, `measure_step`, the topics' demos); `build.build()`
+    itself does not: it does the build's mechanics only.
     """
     global _checked
     if _checked and not force:

@@ -566,7 +566,7 @@ class _Session:
         _require_bases(self.client, resolved, missing_base)
         prepare_context(app, resolved.path, resolved.text)  # a uv step's context needs a uv.lock
         # the engine's free disk, before the first build (basecamp.disk: once per process)
-        disk.ensure_disk_space(self.client, results_path=results_path)
+        disk.ensure_disk_space(self.client)
         self.base_desc = describe_base_short(self.client, self.base)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.measurement = f"{self.step}@{stamp}-{uuid.uuid4().hex[:6]}"
