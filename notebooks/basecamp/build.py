@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from basecamp import config, dockerparse, process
-from basecamp.display import BuildDisplay, make_display
+from basecamp import buildcache, config, dockerparse, enginelock, process
+from basecamp.buildcache import Tracking
+from basecamp.display import BuildDisplay, make_display, shell_command, summary_line
 from basecamp.errors import BuildError, CommandError, InputError
 from basecamp.progress import ClassicParser, ProgressParser, Step
 
@@ -84,12 +85,12 @@ class BuildResult:
     #: The command line that ran (`cli_argv`) and the environment it added (DOCKER_BUILDKIT=1).
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    #: What the build did to BuildKit's cache records (basecamp.buildcache.track around it; None when untracked).
+    tracking: Tracking | None = field(default=None, repr=False, compare=False)
 
     @property
     def command(self) -> str:
         """The same build as a terminal command to copy, run from the repo root (display.shell_command)."""
-        from basecamp.display import shell_command
-
         return shell_command(self.argv, self.env) if self.argv else ""
 
     @property
@@ -112,14 +113,12 @@ class BuildResult:
 
     def summary(self) -> str:
         """One line: tag, time, cached/ran counts, builder."""
-        from basecamp.display import summary_line
-
         return f"{summary_line(self)} ({self.builder})"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly (paths as strings, steps as dicts, the command as text, the log left out)."""
         data = asdict(self)
-        data.pop("log")
+        data.pop("log"), data.pop("tracking")
         data.pop("argv"), data.pop("env")
         data["command"] = self.command
         data["dockerfile"], data["context"] = str(self.dockerfile), str(self.context)
@@ -141,12 +140,13 @@ class BuildCounts:
         return len(self.build.ran_steps)
 
 
-def dockerfile_stages(text: str) -> list[str]:
-    """Stage names in file order, as BuildKit prints them: the `AS` name, else "stage-<i>"."""
-    return [st.name or f"stage-{i}" for i, st in enumerate(dockerparse.parse(text).stages)]
+def dockerfile_stages(text: str | dockerparse.Dockerfile) -> list[str]:
+    """Stage names in file order, as BuildKit prints them: the `AS` name, else "stage-<i>" (text or parsed model)."""
+    model = dockerparse.parse(text) if isinstance(text, str) else text
+    return [st.name or f"stage-{i}" for i, st in enumerate(model.stages)]
 
 
-def order_steps(steps: list[Step], dockerfile_text: str = "") -> list[Step]:
+def order_steps(steps: list[Step], dockerfile_text: str | dockerparse.Dockerfile = "") -> list[Step]:
     """Dockerfile order: by stage position in the file (unknown stages last, as seen), then index."""
     rank = {name: i for i, name in enumerate(dockerfile_stages(dockerfile_text))}
     seen: dict[str | None, int] = {}
@@ -201,22 +201,27 @@ def build(
     display: BuildDisplay | str | None = None,
     cache_from: list[str] | None = None,
     secrets: dict[str, str] | None = None,
+    model: dockerparse.Dockerfile | None = None,
 ) -> BuildResult:
     """Build `dockerfile` with `context`, tag it `tag`, label it as the lab's; return what happened.
+
+    Mechanics only: the command, its output streamed to the display and parsed, the time, and the
+    build-cache records it made, tracked once (`BuildResult.tracking`, basecamp.buildcache.track).
+    The engine's free disk (basecamp.disk) and the results file are the callers' (`build_step`,
+    `measure_step`): a plain build reads neither.
 
     `display`: a BuildDisplay, a mode name for `display.make_display`, or None for the default.
     `cache_from`: images whose inline cache BuildKit may reuse (`--cache-from`; BuildKit CLI only).
     `secrets`: id -> value, handed to BuildKit as build secrets (`RUN --mount=type=secret,id=<id>`):
     written to 0600 files in a private temporary folder for the build's duration only, so a value
     never reaches an image layer, its history, its config or the command line.
-    Before the first build of a process, checks the engine's free disk (basecamp.disk).
+    `model`: the Dockerfile already parsed (basecamp.dockerparse), when the caller has it; else it is
+    read and parsed here, once.
     Raises BuildError (failing step, the CLI's exit status as `returncode`, the step's own exit
     code as `.step_exit_code`, the full output as `.log`) when the build fails. Ctrl-C / kernel
     interrupt cancels the build, waits for the CLI to exit, and re-raises KeyboardInterrupt.
     Another notebook's build or measurement on the same engine is waited for (basecamp.enginelock).
     """
-    from basecamp import enginelock
-
     dockerfile, context = Path(dockerfile), Path(context)
     if not dockerfile.is_file():
         raise InputError(f"build: dockerfile {dockerfile} does not exist")
@@ -227,19 +232,21 @@ def build(
     for key in secrets or {}:
         if not _SECRET_ID.fullmatch(key):
             raise InputError(f"build: secret id {key!r} must be letters, digits, '.', '_' or '-'")
+    if model is None:
+        model = dockerparse.parse(dockerfile.read_text(errors="replace"))
     # one build at a time on the engine: two would time each other, and can crash a 20.10 engine
     with enginelock.exclusive(enginelock.describe(f"building {tag}")):
         return _build_locked(dockerfile, context, tag, target, build_args, labels, no_cache, display, cache_from,
-                             secrets)
+                             secrets, model)
 
 
 def _build_locked(dockerfile: Path, context: Path, tag: str, target: str | None, build_args: dict[str, str] | None,
                   labels: dict[str, str] | None, no_cache: bool, display: BuildDisplay | str | None,
-                  cache_from: list[str] | None, secrets: dict[str, str] | None) -> BuildResult:
+                  cache_from: list[str] | None, secrets: dict[str, str] | None,
+                  model: dockerparse.Dockerfile) -> BuildResult:
     """`build` once the engine is the lab's alone (see basecamp.enginelock)."""
-    from basecamp import buildcache, disk, engine
+    from basecamp import engine  # here, not above: it loads the docker SDK
 
-    disk.ensure_disk_space()
     all_labels = {**config.made_labels(), **(labels or {})}
     shown = display if display is not None and not isinstance(display, str) else make_display(display)
     cli = engine.buildkit_cli()
@@ -249,13 +256,15 @@ def _build_locked(dockerfile: Path, context: Path, tag: str, target: str | None,
             if secrets:
                 raise InputError("build: secrets need BuildKit, and no docker CLI here builds with it")
             result = _build_classic(engine.client(), dockerfile, context, tag, target, build_args or {},
-                                    all_labels, no_cache, shown, started_at)
+                                    all_labels, no_cache, shown, started_at, model)
         else:
             # BuildKit's cache carries no labels: remember the cache mounts this build creates as
-            # the lab's, so cold measurements and cleanup prune those and never the user's.
-            with buildcache.track(note=tag, dockerfile_text=Path(dockerfile).read_text()):
+            # the lab's, so cold measurements and cleanup prune those and never the user's. Tracked
+            # here only: a caller reads `result.tracking` (two disk-usage queries per build).
+            with buildcache.track(note=tag, client=engine.client(), dockerfile_text=model) as tracking:
                 result = _build_cli(cli, dockerfile, context, tag, target, build_args or {}, all_labels,
-                                    no_cache, shown, started_at, secrets or {}, cache_from or [])
+                                    no_cache, shown, started_at, secrets or {}, cache_from or [], model)
+            result.tracking = tracking
     except BaseException as exc:
         shown.finish(None, exc)
         raise
@@ -311,7 +320,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def _build_cli(cli: Any, dockerfile: Path, context: Path, tag: str, target: str | None,
                build_args: dict[str, str], labels: dict[str, str], no_cache: bool,
                shown: BuildDisplay, started_at: str, secrets: dict[str, str],
-               cache_from: list[str] | None = None) -> BuildResult:
+               cache_from: list[str] | None = None, model: dockerparse.Dockerfile | None = None) -> BuildResult:
     parser = ProgressParser()
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="annapurna-build-") as tmp:  # 0700, removed after the build
@@ -320,8 +329,6 @@ def _build_cli(cli: Any, dockerfile: Path, context: Path, tag: str, target: str 
         argv = cli_argv(list(cli.argv), dockerfile, context, tag, iidfile, target=target,
                         build_args=build_args, labels=labels, no_cache=no_cache, cache_from=cache_from,
                         secret_files=secret_files)
-        from basecamp.display import shell_command
-
         shown.start(None, tag, command=shell_command(argv, cli.env))
         t0 = time.perf_counter()
         try:
@@ -351,8 +358,7 @@ def _build_cli(cli: Any, dockerfile: Path, context: Path, tag: str, target: str 
                 proc.stdout.close()
         wall_s = time.perf_counter() - t0
         log = "".join(lines)
-        text = dockerfile.read_text(errors="replace")
-        steps = order_steps(parser.steps, text)
+        steps = order_steps(parser.steps, model if model is not None else dockerfile.read_text(errors="replace"))
         if returncode != 0:
             failed = parser.failed_step()
             err = BuildError(argv, returncode, _error_output(failed, parser.error_message, parser.trailer),
@@ -366,9 +372,7 @@ def _build_cli(cli: Any, dockerfile: Path, context: Path, tag: str, target: str 
 
 def _build_classic(dk: Any, dockerfile: Path, context: Path, tag: str, target: str | None,
                    build_args: dict[str, str], labels: dict[str, str], no_cache: bool,
-                   shown: BuildDisplay, started_at: str) -> BuildResult:
-    from basecamp.display import shell_command
-
+                   shown: BuildDisplay, started_at: str, model: dockerparse.Dockerfile | None = None) -> BuildResult:
     parser = ClassicParser()
     command = ["docker-sdk", "build", "-f", str(dockerfile), "-t", tag, *(["--target", target] if target else []),
                *(["--no-cache"] if no_cache else []), str(context)]
@@ -395,7 +399,7 @@ def _build_classic(dk: Any, dockerfile: Path, context: Path, tag: str, target: s
             close()  # on an interrupt: drop the stream, the engine stops the build
     wall_s = time.perf_counter() - t0
     log = "".join(parser.text)
-    steps = order_steps(parser.steps, dockerfile.read_text(errors="replace"))
+    steps = order_steps(parser.steps, model if model is not None else dockerfile.read_text(errors="replace"))
     if parser.error is not None:
         failed = parser.failed_step()
         code = parser.error_code if parser.error_code is not None else _step_exit_code(parser.error)

@@ -46,6 +46,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from basecamp import config
+from basecamp import config, dockerparse
 from basecamp.errors import LabError
 
 CACHE_MOUNT = "exec.cachemount"
@@ -70,10 +71,18 @@ class CacheMountSpec:
 
 def cache_mount_specs(dockerfile_text: str) -> list[CacheMountSpec]:
     """The cache mounts a Dockerfile's RUN instructions use, in order."""
-    from basecamp.dockerparse import parse
+    return mount_specs(dockerparse.parse(dockerfile_text))
 
-    return [CacheMountSpec(target=m.target, id=m.id) for ins in parse(dockerfile_text).instructions
+
+def mount_specs(model: dockerparse.Dockerfile) -> list[CacheMountSpec]:
+    """`cache_mount_specs` of a Dockerfile already parsed (basecamp.dockerparse)."""
+    return [CacheMountSpec(target=m.target, id=m.id) for ins in model.instructions
             if ins.keyword == "RUN" for m in ins.mounts if m.type == "cache" and m.target]
+
+
+def _specs(dockerfile: str | dockerparse.Dockerfile) -> list[CacheMountSpec]:
+    """The cache mounts of a Dockerfile given as its text or as its parsed model."""
+    return cache_mount_specs(dockerfile) if isinstance(dockerfile, str) else mount_specs(dockerfile)
 
 
 @dataclass(frozen=True)
@@ -215,7 +224,7 @@ def created_within(recs: list[CacheRecord], windows: list[tuple[str, str]]) -> l
 def _client(client: Any | None) -> Any:
     if client is not None:
         return client
-    from basecamp import engine
+    from basecamp import engine  # here, not above: it loads the docker SDK
 
     return engine.client()
 
@@ -227,9 +236,7 @@ DF_BUSY_WAIT_S = 120.0
 
 def disk_usage(client: Any | None = None) -> dict[str, Any]:
     """The engine's disk-usage answer (`docker system df`); waits while another disk-usage request runs."""
-    import time
-
-    import docker.errors
+    import docker.errors  # here, not above: the docker SDK loads only when an engine is asked
 
     dk = _client(client)
     deadline = time.monotonic() + DF_BUSY_WAIT_S
@@ -292,9 +299,10 @@ def _target_matches(where: str, target: str) -> bool:
     return where == target or (not target.startswith("/") and where.endswith("/" + re.sub(r"^(\./)+", "", target)))
 
 
-def mount_ids(dockerfile_text: str) -> set[str]:
-    """The cache-mount ids a Dockerfile uses: each mount's `id=`, or its target when it has none (BuildKit's default)."""
-    return {spec.id or spec.target for spec in cache_mount_specs(dockerfile_text)}
+def mount_ids(dockerfile_text: str | dockerparse.Dockerfile) -> set[str]:
+    """The cache-mount ids a Dockerfile (text or model) uses: each mount's `id=`, or its target when it has none
+    (BuildKit's default)."""
+    return {spec.id or spec.target for spec in _specs(dockerfile_text)}
 
 
 def _mount_id(rec: CacheRecord, mounts: list[CacheMountSpec]) -> str | None:
@@ -326,13 +334,14 @@ def remember(created: list[CacheRecord], note: str = "", mounts: list[CacheMount
 
 
 @contextmanager
-def track(note: str = "", client: Any | None = None, dockerfile_text: str = "") -> Iterator[Tracking]:
+def track(note: str = "", client: Any | None = None, dockerfile_text: str | dockerparse.Dockerfile = "",
+          ) -> Iterator[Tracking]:
     """Wrap a lab build: the cache-mount records it creates are remembered as the lab's.
 
     `note` is stored beside each record (e.g. the image tag); `dockerfile_text`, the Dockerfile
-    being built, gives each new cache-mount record the id of its mount (see `remember`). The
-    yielded Tracking is filled in when the block ends, also when the build fails (what it created
-    is still the lab's).
+    being built (its text, or its parsed model), gives each new cache-mount record the id of its
+    mount (see `remember`). The yielded Tracking is filled in when the block ends, also when the
+    build fails (what it created is still the lab's). Two disk-usage queries: one before, one after.
     """
     dk = _client(client)
     started = engine_now(dk)
@@ -352,7 +361,7 @@ def track(note: str = "", client: Any | None = None, dockerfile_text: str = "") 
         created = [r for r in after if r.id not in before]
         result.created = [r for r in created if r.is_cache_mount]
         result.created_records = [r for r in created if not r.is_cache_mount]
-        remember(created, note, cache_mount_specs(dockerfile_text) if dockerfile_text else None)
+        remember(created, note, _specs(dockerfile_text) if dockerfile_text else None)
         lab = lab_cache_mount_ids()
         for rec in after:
             if not rec.is_cache_mount:
@@ -482,11 +491,11 @@ def _belongs_to(details: dict[str, Any], specs: list[CacheMountSpec]) -> bool:
     return m is None or any(_target_matches(m[1], spec.target) for spec in specs)
 
 
-def _chosen_mounts(dockerfile_text: str | None) -> set[str] | None:
+def _chosen_mounts(dockerfile_text: str | dockerparse.Dockerfile | None) -> set[str] | None:
     """The remembered cache-mount records of this Dockerfile's mounts (None: no Dockerfile, so all of them)."""
     if dockerfile_text is None:
         return None
-    specs = cache_mount_specs(dockerfile_text)
+    specs = _specs(dockerfile_text)
     with _locked_state() as known:
         return {i for i, details in known.items() if _belongs_to(details, specs)}
 
@@ -500,10 +509,11 @@ def _depth(rec_id: str, present: dict[str, CacheRecord]) -> int:
     return depth
 
 
-def prune_lab_cache_mounts(client: Any | None = None, dockerfile_text: str | None = None) -> int:
+def prune_lab_cache_mounts(client: Any | None = None,
+                           dockerfile_text: str | dockerparse.Dockerfile | None = None) -> int:
     """Remove the cache-mount records the lab created, and only those; return how many went.
 
-    With `dockerfile_text`, only those of that Dockerfile's mounts (a cold measurement of one
+    With `dockerfile_text` (a Dockerfile's text or parsed model), only those of that Dockerfile's mounts (a cold measurement of one
     step leaves the other steps' cache mounts as they are). Each is pruned by its own anchored id
     filter. Records that no longer exist are forgotten; records the engine would not remove (in
     use by a running build) stay remembered, and `remaining_lab_cache_mounts()` lists them.
@@ -524,14 +534,15 @@ def prune_lab_build_records(client: Any | None = None) -> PruneResult:
     return _prune_section(dk, OTHERS)
 
 
-def remaining_lab_cache_mounts(client: Any | None = None, dockerfile_text: str | None = None) -> list[CacheRecord]:
+def remaining_lab_cache_mounts(client: Any | None = None,
+                               dockerfile_text: str | dockerparse.Dockerfile | None = None) -> list[CacheRecord]:
     """The lab's cache-mount records that still exist in the engine (with `dockerfile_text`: that Dockerfile's)."""
     chosen = _chosen_mounts(dockerfile_text)
     lab = lab_cache_mount_ids() if chosen is None else chosen
     return [r for r in cache_mounts(client) if r.id in lab]
 
 
-def cache_mounts_at_risk(dockerfile_text: str, client: Any | None = None) -> list[CacheRecord]:
+def cache_mounts_at_risk(dockerfile_text: str | dockerparse.Dockerfile, client: Any | None = None) -> list[CacheRecord]:
     """Cache mounts the lab did not create that a `--no-cache` build of this Dockerfile would discard.
 
     BuildKit releases every cache mount with the build's mount ids on `--no-cache`. A mount
@@ -540,7 +551,7 @@ def cache_mounts_at_risk(dockerfile_text: str, client: Any | None = None) -> lis
     by its end, since the record shows it joined to the WORKDIR.) Mounts with an explicit `id=`
     are not checked: only builds that name the same id share them.
     """
-    targets = [spec.target for spec in cache_mount_specs(dockerfile_text) if spec.id is None]
+    targets = [spec.target for spec in _specs(dockerfile_text) if spec.id is None]
     if not targets:
         return []
     lab = lab_cache_mount_ids()

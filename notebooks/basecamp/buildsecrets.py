@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from basecamp import config
+from basecamp import config, disk
 
 EXTRAS_DIR = config.DOCKERFILES_DIR / "extras"
 #: The fake credential the demo injects; nothing real is ever needed or shown.
@@ -115,6 +115,7 @@ def secret_demo(index_url: str | None = None) -> SecretDemo:
 
     url = with_credentials(index_url or index_settings().url)
     client = engine.client()
+    disk.ensure_disk_space(client)  # build() leaves the free-disk check to its callers
     base = config.SLIM_BASE
     with tempfile.TemporaryDirectory(prefix="annapurna-secret-") as ctx:
         secret_ref = f"{config.IMAGE_REPO_PREFIX}/extras-secret-index:demo"

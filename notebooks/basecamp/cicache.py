@@ -225,15 +225,16 @@ def forget(client: Any, tag: str, record_ids: list[str]) -> None:
 def runner_build(app: Scratch, runner: str, *, cache_from: list[str] | None = None,
                  display: Any = "none") -> tuple[BuildResult, list[str]]:
     """Build the CI-runner Dockerfile (target runtime) with inline cache; return it and its new records."""
-    from basecamp import buildcache, engine
+    from basecamp import disk
     from basecamp.build import build
     from basecamp.steps import STEP_LABEL
 
-    with buildcache.track(note=f"ci runner {runner}", client=engine.client()) as tracked:
-        result = build(RUNNER_DOCKERFILE, app.path, f"{RUNNER_TAG}:{runner}", target="runtime",
-                       build_args={"CI_RUNNER": runner, "BUILDKIT_INLINE_CACHE": "1"},
-                       labels={STEP_LABEL: "12-ci-runner"}, cache_from=cache_from, display=display)
-    return result, sorted(r.id for r in [*tracked.created, *tracked.created_records])
+    disk.ensure_disk_space()  # build() leaves the free-disk check to its callers
+    result = build(RUNNER_DOCKERFILE, app.path, f"{RUNNER_TAG}:{runner}", target="runtime",
+                   build_args={"CI_RUNNER": runner, "BUILDKIT_INLINE_CACHE": "1"},
+                   labels={STEP_LABEL: "12-ci-runner"}, cache_from=cache_from, display=display)
+    tracked = result.tracking  # build() tracked the records it made (None: the classic builder, untracked)
+    return result, sorted(r.id for r in [*tracked.created, *tracked.created_records]) if tracked else []
 
 
 def _downloads(result: BuildResult) -> int | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from docker.utils.build import PatternMatcher
 
-from basecamp import config
+from basecamp import config, disk
 from basecamp.build import BuildCounts
 from basecamp.errors import InputError
 
@@ -204,6 +204,7 @@ def context_demo(display: str | None = "none") -> ContextDemo:
     app = scratch_copy("07-context-demo")
     clutter(app)
     tag = f"{config.IMAGE_REPO_PREFIX}/07-copy-everything:demo"
+    disk.ensure_disk_space()  # build() leaves the free-disk check to its callers
     outcomes = []
     for on in (False, True):
         use_dockerignore(app, on)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from basecamp import results
 from basecamp.errors import EngineError, InputError, LabError
 from basecamp.units import fmt_bytes
 
@@ -81,8 +82,6 @@ def series_need(results_path: Path | None = None, base_sizes: dict[str, int] | N
         if not raw.isdigit():
             raise InputError(f"${NEED_ENV}={raw!r}: use a whole number of bytes")
         return DiskNeed(int(raw), f"${NEED_ENV}")
-    from basecamp import results
-
     layers: dict[str, int] = {}
     for rec in results.load(path=results_path):
         # A step's image on a known base. Not: a build context's size (07) or a forensics row, which
@@ -107,7 +106,7 @@ def engine_space(client: Any, host: str | None = None) -> DiskSpace:
     `host`: the engine's address (default DOCKER_HOST). A remote engine's free space is never read
     from this machine's folders; its `docker system df` total is reported instead (module doc).
     """
-    from basecamp import engine
+    from basecamp import engine  # here, not above: it loads the docker SDK
 
     where = engine.describe_engine(host)
     root = str(client.info().get("DockerRootDir", ""))
@@ -143,13 +142,15 @@ _checked = False
 def ensure_disk_space(client: Any | None = None, *, results_path: Path | None = None, force: bool = False) -> None:
     """Refuse (LabError, with needed vs free bytes and the path) when the engine's disk is too full.
 
-    Runs once per process (before the first build); a refusal is re-checked at the next build.
+    Runs once per process (before the first build); a refusal is re-checked at the next build. The
+    builds a learner starts call it (`build_step`, `measure_step`, the topics' demos); `build.build()`
+    itself does not: it does the build's mechanics only.
     """
     global _checked
     if _checked and not force:
         return
     if client is None:
-        from basecamp import engine
+        from basecamp import engine  # here, not above: it loads the docker SDK
 
         try:
             client = engine.client(timeout=10)

@@ -49,13 +49,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from basecamp import config
+from basecamp import buildcache, config, disk, enginelock, images, results
+from basecamp.build import build
+from basecamp.buildcache import Tracking
+from basecamp.display import make_display
 from basecamp.errors import InputError, LabError
+from basecamp.project import resolve
+from basecamp.scratch import scratch_copy
+from basecamp.steps import STEP_LABEL, ResolvedStep, base_of, resolve_file, resolve_step
 from basecamp.units import fmt_bytes
+from basecamp.uvlock import prepare_context
 
 if TYPE_CHECKING:
     from basecamp.build import BuildResult
-    from basecamp.buildcache import Tracking
     from basecamp.display import BuildDisplay
     from basecamp.images import ImageInfo
     from basecamp.progress import Step
@@ -467,38 +473,27 @@ def check_scenarios(scenarios: Sequence[str] | str) -> list[str]:
 
 def default_target(step: str) -> str | None:
     """"runtime" when the step's Dockerfile has a stage of that name (multi-stage steps), else None."""
-    from basecamp.steps import dockerfile, stages
+    return shipped_target(resolve_step(step))
 
-    names = {st.name.lower() for st in stages(dockerfile(step)) if st.name}
-    return RUNTIME_TARGET if RUNTIME_TARGET in names else None
+
+def shipped_target(resolved: ResolvedStep) -> str | None:
+    """`default_target` of a Dockerfile already resolved: "runtime" when it has that stage, else None."""
+    return RUNTIME_TARGET if resolved.has_stage(RUNTIME_TARGET) else None
 
 
 def target_base(step: str, target: str | None = None) -> str:
     """The image the built stage (`target`, else the last) starts from (see steps.base_of)."""
-    from basecamp.steps import base_of
-
     return base_of(step, target)
 
 
 def external_bases(step: str) -> list[str]:
     """The images the step's stages start from that are not stages of the same Dockerfile."""
-    from basecamp.steps import dockerfile
-
-    return external_bases_in(dockerfile(step))
+    return resolve_step(step).external_bases
 
 
 def external_bases_in(path: Path) -> list[str]:
     """`external_bases` of any Dockerfile file."""
-    from basecamp.steps import stages
-
-    named: set[str] = set()
-    out: list[str] = []
-    for st in stages(path):
-        if st.base.lower() not in named and st.base not in out and st.base.lower() != "scratch":
-            out.append(st.base)
-        if st.name:
-            named.add(st.name.lower())
-    return out
+    return resolve_file(path).external_bases
 
 
 def describe_base_short(client: Any, base: str) -> str:
@@ -540,31 +535,38 @@ def _drop_superseded(client: Any, old_id: str | None, new_id: str) -> None:
 
 
 class _Session:
-    """One measure_step call: builds the step from `app`, times, tracks and records each run."""
+    """One measure_step call: builds the step from `app`, times, tracks and records each run.
+
+    The Dockerfile is resolved once (`resolved`, basecamp.steps.ResolvedStep; made from `name`,
+    `dockerfile` and `target` when not given): every run asks its model, nothing reads the file again.
+    """
 
     def __init__(self, name: str, dockerfile: Path, app: Scratch, target: str | None,
                  display: BuildDisplay | str | None, log: Log, results_path: Path | None, project: Project,
-                 *, source: str = "", missing_base: str = "run `./lab prepare` first") -> None:
-        from basecamp import engine
-        from basecamp.steps import base_in
+                 *, source: str = "", missing_base: str = "run `./lab prepare` first",
+                 resolved: ResolvedStep | None = None) -> None:
+        from basecamp import engine  # here, not above: it loads the docker SDK
 
+        if resolved is None:
+            resolved = resolve_file(dockerfile, name, target, project=project)
         self.client = engine.client()
+        self.resolved = resolved
         #: The row's key: a step name ("01-naive"), or a learner's Dockerfile's (basecamp.yours).
-        self.step = name
+        self.step = resolved.name
         self.project = project
-        self.dockerfile = dockerfile
+        self.dockerfile = resolved.path
         #: The learner's Dockerfile measured ("" for a step): written into every record.
         self.source = source
         self.app = app
-        self.target = target
+        self.target = resolved.target
         self.display = display
         self.log = log
         self.results_path = results_path
-        self.base = base_in(dockerfile, target)
-        _require_bases(self.client, dockerfile, missing_base)
-        from basecamp.uvlock import prepare_context
-
-        prepare_context(app, self.dockerfile)  # a uv step's context needs a uv.lock
+        self.base = resolved.base
+        _require_bases(self.client, resolved, missing_base)
+        prepare_context(app, resolved.path, resolved.text)  # a uv step's context needs a uv.lock
+        # the engine's free disk, before the first build (basecamp.disk: once per process)
+        disk.ensure_disk_space(self.client)
         self.base_desc = describe_base_short(self.client, self.base)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.measurement = f"{self.step}@{stamp}-{uuid.uuid4().hex[:6]}"
@@ -577,8 +579,6 @@ class _Session:
 
     def _display(self) -> BuildDisplay:
         """One build's display: ours report the measurement's line, a caller's own object is used as is."""
-        from basecamp.display import make_display
-
         if self.display is None or isinstance(self.display, str):
             return make_display(self.display, report=False, commands=self.commands)
         return self.display
@@ -592,7 +592,7 @@ class _Session:
             self.log(line)
 
     def _image_id(self, tag: str) -> str | None:
-        import docker.errors
+        import docker.errors  # here, not above: the docker SDK loads only when an engine is asked
 
         try:
             return str(self.client.images.get(tag).id)
@@ -600,28 +600,24 @@ class _Session:
             return None
 
     def build(self, label: str, *, no_cache: bool) -> tuple[BuildResult, Tracking, BuildDisplay]:
-        from basecamp import buildcache
-        from basecamp.build import build
-        from basecamp.steps import STEP_LABEL
-
         tag = _measure_ref(self.step, self.project, f"measure-{label}")
         old = self._image_id(tag)
         shown = self._display()
-        with buildcache.track(note=tag, client=self.client, dockerfile_text=self.dockerfile.read_text()) as tracking:
-            result = build(self.dockerfile, self.app.path, tag, target=self.target, no_cache=no_cache,
-                           labels={STEP_LABEL: self.step, config.PROJECT_LABEL: self.project.name}, display=shown)
+        # build() tracks the cache records the build makes (once: two disk-usage queries) and says what it saw
+        result = build(self.dockerfile, self.app.path, tag, target=self.target, no_cache=no_cache,
+                       labels={STEP_LABEL: self.step, config.PROJECT_LABEL: self.project.name}, display=shown,
+                       model=self.resolved.model)
+        tracking = result.tracking if result.tracking is not None else Tracking()
         _drop_superseded(self.client, old, result.image_id)
         self.builder = result.builder
         if self.image is None:  # the first build of the measurement is the image it reports
-            from basecamp.images import inspect_image
-
             # tagged "<step>:measure" too, so later runs retagging "measure-<scenario>" never drop it
             kept = _measure_ref(self.step, self.project)
             old_kept = self._image_id(kept)
             repo, _, label = kept.rpartition(":")
             self.client.images.get(result.image_id).tag(repo, label)
             _drop_superseded(self.client, old_kept, result.image_id)
-            self.image = inspect_image(kept, base=self.base)
+            self.image = images.inspect_image(kept, base=self.base)
             self.image_build = result
         return result, tracking, shown
 
@@ -654,9 +650,7 @@ class _Session:
 
     def record(self, scenario: str, run: Run | None, result: BuildResult, *, size: int | None,
                compressed: int | None = None, ok: bool | None = None, note: str = "") -> Record:
-        from basecamp.results import Record, record
-
-        rec = Record(
+        rec = results.Record(
             step=self.step, scenario=scenario, wall_s=round(run.wall_s, 3) if run else None,
             size_bytes=size, compressed_bytes=compressed,
             cached_steps=run.cached_steps if run else None, ran_steps=run.ran_steps if run else None,
@@ -664,7 +658,7 @@ class _Session:
             downloads=run.downloads if run else None, run=run.index if run else None,
             measurement=self.measurement, project=self.project.name, dockerfile=self.source, ok=ok, note=note,
         )
-        return record(rec, self.results_path)
+        return results.record(rec, self.results_path)
 
     def protocol(self, wanted: Sequence[str], n: int) -> dict[str, list[Run]]:
         """Every scenario's runs (module docstring): cold with empty cache mounts, changes after a warm-up.
@@ -672,14 +666,11 @@ class _Session:
         The engine is held for the whole protocol (basecamp.enginelock): another notebook's build
         waits, and this one waits for another's measurement, so neither times the other.
         """
-        from basecamp import enginelock
-
         with enginelock.exclusive(enginelock.describe(f"measuring {self.step}")):
             return self._protocol(wanted, n)
 
     def _protocol(self, wanted: Sequence[str], n: int) -> dict[str, list[Run]]:
-        from basecamp import buildcache
-
+        model = self.resolved.model
         runs: dict[str, list[Run]] = {}
         for scenario in wanted:
             runs[scenario] = []
@@ -687,7 +678,7 @@ class _Session:
                 self.warm_up()
             for i in range(1, n + 1):
                 if scenario == "cold":
-                    at_risk = buildcache.cache_mounts_at_risk(self.dockerfile.read_text(), self.client)
+                    at_risk = buildcache.cache_mounts_at_risk(model, self.client)
                     if at_risk:
                         raise LabError(
                             f"{self.step}: a cold build uses --no-cache, and BuildKit then discards every cache "
@@ -698,9 +689,8 @@ class _Session:
                             "a measurement, declare them the lab's (`basecamp.buildcache.adopt([<ID>, ...])`); "
                             "or measure without the cold scenario")
                     # this Dockerfile's cache mounts only: another step's stay as an earlier notebook left them
-                    text = self.dockerfile.read_text()
-                    buildcache.prune_lab_cache_mounts(self.client, dockerfile_text=text)
-                    left = buildcache.remaining_lab_cache_mounts(self.client, dockerfile_text=text)
+                    buildcache.prune_lab_cache_mounts(self.client, dockerfile_text=model)
+                    left = buildcache.remaining_lab_cache_mounts(self.client, dockerfile_text=model)
                     if left:
                         raise LabError(f"{self.step}: could not empty the lab's cache mounts before a cold build "
                                        f"(in use by another build?): {', '.join(r.id for r in left)}")
@@ -724,10 +714,10 @@ class _Session:
         )
 
 
-def _require_bases(client: Any, dockerfile: Path, fix: str) -> None:
-    import docker.errors
+def _require_bases(client: Any, resolved: ResolvedStep, fix: str) -> None:
+    import docker.errors  # here, not above: the docker SDK loads only when an engine is asked
 
-    for base in external_bases_in(dockerfile):
+    for base in resolved.external_bases:
         try:
             client.images.get(base)
         except docker.errors.ImageNotFound as exc:
@@ -761,24 +751,21 @@ def measure_step(
     else the repo's own); its records and images are kept apart from the repo app's.
     Raises LabError when a run's cache state was not what its scenario needs.
     """
-    from basecamp.project import resolve
-    from basecamp.scratch import scratch_copy
-    from basecamp.steps import step_name
-
-    name = step_name(step)
     if project is None and app is not None:
         project = app.project
     elif project is not None and app is not None and resolve(app.project) != resolve(project):
         raise InputError(f"measure_step: the scratch copy {app.name!r} is not a copy of project {project.name!r}")
     project = resolve(project)
+    resolved = resolve_step(step, project)  # located, read and parsed once: every run asks this
+    name = resolved.name
     wanted = [s for s in check_scenarios(scenarios) if s in protocol(name)]
     if not wanted:
         raise InputError(f"{name} is measured with {', '.join(protocol(name))} only (measure.PROTOCOL)")
     n = default_repeats() if repeats is None else _check_repeats(repeats)
-    target = default_target(step) if target is None else target
+    resolved = resolved.for_target(shipped_target(resolved) if target is None else target)
     app = app if app is not None else scratch_copy(f"measure-{name}", project=None if project.is_default else project)
-    session = _Session(name, project.dockerfile(step), app, target, display, log or (lambda _msg: None),
-                       results_path, project)
+    session = _Session(name, resolved.path, app, resolved.target, display, log or (lambda _msg: None),
+                       results_path, project, resolved=resolved)
     return session.finish(session.protocol(wanted, n), n)
 
 

@@ -268,7 +268,10 @@ class Project:
         """The Dockerfile to build `step` with: the step's own, or this project's derived copy of it."""
         from basecamp.steps import dockerfile
 
-        original = dockerfile(step)
+        return self.derive_dockerfile(dockerfile(step))
+
+    def derive_dockerfile(self, original: Path) -> Path:
+        """This project's copy of a step's Dockerfile `original` (already located), written when it changed."""
         if self.is_default:
             return original
         text = self.adapt(original.read_text(), f"dockerfiles/{original.name}")

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING
 
 from basecamp import config
 from basecamp.errors import InputError, LabError
+from basecamp.index import poetry_env, run_lock
+from basecamp.poetry import find_poetry
+from basecamp.uvlock import lock as uv_lock
 
 if TYPE_CHECKING:
     from basecamp.project import Project
@@ -140,9 +143,6 @@ def relock(project: Path) -> None:
     POETRY_VIRTUALENVS_CREATE=false: locking needs no environment, and Poetry would otherwise
     create one in its own cache (or, with in-project venvs, in the build context).
     """
-    from basecamp.index import poetry_env, run_lock
-    from basecamp.poetry import find_poetry
-
     cmd = [str(find_poetry()), "lock", "--directory", str(project)]
     env = {**os.environ, **poetry_env(), "POETRY_VIRTUALENVS_CREATE": "false", "POETRY_NO_INTERACTION": "1"}
     run_lock(cmd, env, 600, "the lab relocks its scratch copy with the pinned Poetry")
@@ -215,8 +215,6 @@ class Scratch:
                 shutil.copyfile(lock, tmp)
                 tmp.replace(cached)
             if (self.path / "uv.lock").is_file():  # a uv step's copy: derive its uv.lock again
-                from basecamp.uvlock import lock as uv_lock
-
                 uv_lock(self.path)
         what = f"added {package}, relocked" if added else f"{package} already added"
         self.edits.append(f"pyproject.toml: {what}; marker {edit_id}")
@@ -238,8 +236,6 @@ class Scratch:
         text, _ = with_version(original, new)
         pyproject.write_text(text)
         if (self.path / "uv.lock").is_file():
-            from basecamp.uvlock import lock as uv_lock
-
             try:
                 uv_lock(self.path)
             except BaseException:

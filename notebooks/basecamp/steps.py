@@ -1,16 +1,27 @@
-"""The step Dockerfiles: find one by its number, show it, and say which base it builds on."""
+"""The step Dockerfiles: find one by its number, show it, and say which base it builds on.
+
+`resolve_step` (a step of a project) and `resolve_file` (any Dockerfile) read and parse a Dockerfile
+once into a `ResolvedStep`; the measurement protocol and `build_step` ask it every question about the
+file (stages, bases, cache mounts) instead of reading or parsing the file again.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from basecamp import config
+from basecamp import config, disk, dockerparse
+from basecamp.build import BuildResult, build
+from basecamp.buildcache import CacheMountSpec, mount_specs
 from basecamp.errors import InputError
+from basecamp.lesson import show_code
+from basecamp.uvlock import prepare_context
 
 if TYPE_CHECKING:
-    from basecamp.build import BuildResult
+    from basecamp.project import Project
     from basecamp.scratch import Scratch
 
 #: Label naming the step an image was built from.
@@ -49,9 +60,11 @@ def image_tag(step: str, label: str = "latest") -> str:
 
 def parse_stages(text: str) -> list[Stage]:
     """The `FROM` lines of a Dockerfile's text, in order."""
-    from basecamp.dockerparse import parse
+    return _stages_of(dockerparse.parse(text))
 
-    return [Stage(st.base, st.name) for st in parse(text).stages]
+
+def _stages_of(model: dockerparse.Dockerfile) -> list[Stage]:
+    return [Stage(st.base, st.name) for st in model.stages]
 
 
 def stages(path: Path) -> list[Stage]:
@@ -66,28 +79,111 @@ def base_of(step: str, target: str | None = None) -> str:
 
 def base_in(path: Path, target: str | None = None) -> str:
     """`base_of` for any Dockerfile file (a learner's own, a project's derived copy)."""
-    names: dict[str, str] = {}
-    chosen = None
-    for st in stages(path):
-        resolved = names.get(st.base.lower(), st.base)
-        if st.name:
-            names[st.name.lower()] = resolved
-        chosen = resolved
-        if target and st.name and st.name.lower() == target.lower():
-            return resolved
-    if target:
-        raise InputError(f"{path.name} has no stage named {target!r}")
-    if chosen is None:
-        raise InputError(f"{path.name} has no FROM line")
-    return chosen
+    return _base(dockerparse.parse(path.read_text()), path.name, target)
+
+
+def _base(model: dockerparse.Dockerfile, file_name: str, target: str | None) -> str:
+    """The image the stage `target` (else the last) of `model` starts from, stage names resolved."""
+    stage = model.stage(target)
+    if stage is None:
+        raise InputError(f"{file_name} has no stage named {target!r}" if target else f"{file_name} has no FROM line")
+    return model.resolved_base(stage)
+
+
+@dataclass(frozen=True)
+class ResolvedStep:
+    """Step S of project P (or any Dockerfile) resolved once: its file, read and parsed, and how it is built.
+
+    Made by `resolve_step` / `resolve_file`; every question about the Dockerfile is answered from
+    `model`, so nothing reads or parses the file again. Frozen: `for_target` makes a copy.
+    """
+
+    #: The row's key: a step name ("05-multi-stage"), or a learner's or an extra Dockerfile's key.
+    name: str
+    #: The Dockerfile built: the step's own, or a project's derived copy of it.
+    path: Path
+    #: Its text, read once.
+    text: str
+    #: Its parsed model (basecamp.dockerparse), parsed once.
+    model: dockerparse.Dockerfile
+    #: The stage built (None: the last).
+    target: str | None
+    #: The image the built stage starts from, stage names resolved.
+    base: str
+    #: Where its images go, without a label: "annapurna-lab/05-multi-stage", "annapurna-lab/<project>-05-...".
+    image_repo: str
+    #: The project whose app it builds (None: not said, as for a Dockerfile resolved on its own).
+    project: Project | None = None
+
+    def tag(self, label: str = "latest") -> str:
+        """The image tag for `label`: annapurna-lab/05-multi-stage:<label>."""
+        return f"{self.image_repo}:{label}"
+
+    @property
+    def stages(self) -> list[Stage]:
+        """The `FROM` lines, in order."""
+        return _stages_of(self.model)
+
+    def has_stage(self, name: str) -> bool:
+        """Does a stage of this name (case-insensitive) exist?"""
+        return self.model.stage(name) is not None
+
+    @property
+    def external_bases(self) -> list[str]:
+        """The images its stages start from that are not its own stages (nor `scratch`), in order."""
+        named: set[str] = set()
+        out: list[str] = []
+        for st in self.model.stages:
+            if st.base.lower() not in named and st.base not in out and st.base.lower() != "scratch":
+                out.append(st.base)
+            if st.name:
+                named.add(st.name.lower())
+        return out
+
+    @property
+    def cache_mounts(self) -> list[CacheMountSpec]:
+        """Its `RUN --mount=type=cache` mounts, in order (basecamp.buildcache)."""
+        return mount_specs(self.model)
+
+    def for_target(self, target: str | None) -> ResolvedStep:
+        """The same Dockerfile built to another stage (its base found in the model; InputError for no such stage)."""
+        if target == self.target:
+            return self
+        return dataclasses.replace(self, target=target, base=_base(self.model, self.path.name, target))
+
+
+def resolve_file(path: Path, name: str | None = None, target: str | None = None, *,
+                 project: Project | None = None, image_repo: str | None = None) -> ResolvedStep:
+    """Read and parse any Dockerfile once (a learner's own, an extra): `name` defaults to the file's stem.
+
+    `image_repo` defaults to the lab's name for `name` (with `project`'s name in front for another project).
+    InputError when `target` names no stage, or the file has no FROM line.
+    """
+    path = Path(path)
+    key = path.stem if name is None else name
+    text = path.read_text()
+    model = dockerparse.parse(text)
+    if image_repo is None:
+        image_repo = (f"{config.IMAGE_REPO_PREFIX}/{key}" if project is None or project.is_default
+                      else f"{config.IMAGE_REPO_PREFIX}/{project.name}-{key}")
+    return ResolvedStep(name=key, path=path, text=text, model=model, target=target,
+                        base=_base(model, path.name, target), image_repo=image_repo, project=project)
+
+
+def resolve_step(step: str, project: Project | None = None, target: str | None = None) -> ResolvedStep:
+    """Step `step` ("5", "05", "05-multi-stage") of `project` (None: the repo's app), located, read and parsed once.
+
+    Another project builds its derived copy of the step's Dockerfile (`Project.derive_dockerfile`),
+    tagged annapurna-lab/<project>-<step>:<label> (`Project.image_tag`).
+    """
+    original = dockerfile(step)
+    path = original if project is None or project.is_default else project.derive_dockerfile(original)
+    return resolve_file(path, original.stem, target, project=project)
 
 
 def show_dockerfile(step: str) -> None:
     """Display a step's Dockerfile, highlighted in JupyterLab and plain in a terminal."""
-    path = dockerfile(step)
-    from basecamp.lesson import show_code
-
-    show_code(path.read_text(), "docker")
+    show_code(dockerfile(step).read_text(), "docker")
 
 
 def build_step(step: str, app: Scratch, label: str = "latest", *, no_cache: bool = False,
@@ -98,22 +194,22 @@ def build_step(step: str, app: Scratch, label: str = "latest", *, no_cache: bool
     display but "none" shows the terminal command, then ONE line (time, steps cached and ran) with the
     full BuildKit log collapsed under it in a notebook (basecamp.display).
     A copy of another project (`scratch_copy(..., project=p)`) builds p's derived Dockerfile, tagged p's way.
+    Before the first build of a process, checks the engine's free disk (basecamp.disk).
     """
-    from basecamp.build import build
-    from basecamp.uvlock import prepare_context
-
-    prepare_context(app, dockerfile(step))  # a uv step's context needs a uv.lock
-    if app.project is not None and not app.project.is_default:
-        return build(app.project.dockerfile(step), app.path, app.project.image_tag(step, label), target=target,
-                     no_cache=no_cache, labels={STEP_LABEL: step_name(step), config.PROJECT_LABEL: app.project.name},
-                     display=display)
-    return build(dockerfile(step), app.path, image_tag(step, label), target=target, no_cache=no_cache,
-                 labels={STEP_LABEL: step_name(step)}, display=display)
+    project = app.project if app.project is not None and not app.project.is_default else None
+    resolved = resolve_step(step, project)  # the stage is BuildKit's to find: a wrong `target` fails the build
+    prepare_context(app, resolved.path, resolved.text)  # a uv step's context needs a uv.lock
+    labels = {STEP_LABEL: resolved.name}
+    if project is not None:
+        labels[config.PROJECT_LABEL] = project.name
+    disk.ensure_disk_space()
+    return build(resolved.path, app.path, resolved.tag(label), target=target, no_cache=no_cache, labels=labels,
+                 display=display, model=resolved.model)
 
 
 def describe_base(tag: str) -> str:
     """Say what a base image really is: the official image, or a stand-in built here."""
-    from basecamp import engine
+    from basecamp import engine  # here, not above: the docker SDK loads only when an engine is asked
 
     labels = engine.client().images.get(tag).labels or {}
     if labels.get(config.STANDIN_LABEL) == "true":
@@ -162,8 +258,6 @@ def instruction_diff(old_text: str, new_text: str, old_name: str = "a", new_name
     context); `⋮` stands for the unchanged ones left out. The last line says how many comment lines
     changed, when any did, and where to read them (`whole`).
     """
-    import difflib
-
     old, old_comments = instructions(old_text)
     new, new_comments = instructions(new_text)
     out = [f"--- {old_name}", f"+++ {new_name}"]
@@ -215,6 +309,4 @@ def show_diff(step: str) -> None:
     old, new = dockerfile(prev), dockerfile(step)
     diff = instruction_diff(old.read_text(), new.read_text(), old.name, new.name,
                             whole=f'bc.show_dockerfile("{step}")')
-    from basecamp.lesson import show_code
-
     show_code(diff, "diff")

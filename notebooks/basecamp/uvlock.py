@@ -185,9 +185,12 @@ def needs_uv_lock(dockerfile_text: str) -> bool:
     return _COPY_UV_LOCK.search(dockerfile_text) is not None
 
 
-def prepare_context(app: Scratch, dockerfile: Path) -> LockComparison | None:
-    """Give the scratch copy a uv.lock when the Dockerfile copies one and the copy has none yet."""
-    if not needs_uv_lock(dockerfile.read_text()) or (app.path / UV_LOCK).is_file():
+def prepare_context(app: Scratch, dockerfile: Path, text: str | None = None) -> LockComparison | None:
+    """Give the scratch copy a uv.lock when the Dockerfile copies one and the copy has none yet.
+
+    `text`: the Dockerfile's text when the caller has read it already (basecamp.steps.ResolvedStep).
+    """
+    if not needs_uv_lock(dockerfile.read_text() if text is None else text) or (app.path / UV_LOCK).is_file():
         return None
     return lock(app.path)
 

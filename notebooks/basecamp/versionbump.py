@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from basecamp import config
+from basecamp import config, disk
 from basecamp.errors import BuildError, InputError
 
 if TYPE_CHECKING:
@@ -320,6 +320,7 @@ def venv_travel(display: BuildDisplay | str | None = None) -> TravelResult:
 
     app = scratch_copy("venv-elsewhere")
     prefix = f"{config.IMAGE_REPO_PREFIX}/10-venv-elsewhere"
+    disk.ensure_disk_space()  # build() leaves the free-disk check to its callers
     builder = build(TRAVEL_DOCKERFILE, app.path, f"{prefix}:builder", target="builder", display=display)
     link = run_in_image(builder.tag, ["readlink", "-f", "/app/.venv/bin/python"]).output.strip()
     runtime = build(TRAVEL_DOCKERFILE, app.path, f"{prefix}:runtime", target=TRAVEL_UNCHECKED, display=display)

@@ -323,17 +323,22 @@ def test_a_foreign_cache_mount_survives_the_labs_prune(docker_client: Any, tmp_p
         (foreign,) = _mounts_for(dk, foreign_target)
         assert foreign.id not in buildcache.lab_cache_mount_ids()
 
-        with buildcache.track(note=lab_tag, client=dk) as t:
-            images.append(build(_cache_mount_dockerfile(tmp_path / "lab", lab_target), tmp_path / "lab", lab_tag,
-                                display=NullDisplay()).image_id)
+        # build() tracks what it makes, inside the engine lock: another notebook's build it waited for is not in it
+        done = build(_cache_mount_dockerfile(tmp_path / "lab", lab_target), tmp_path / "lab", lab_tag,
+                     display=NullDisplay())
+        images.append(done.image_id)
+        t = done.tracking
+        assert t is not None
         (lab,) = _mounts_for(dk, lab_target)
         assert [r.id for r in t.created] == [lab.id] and lab.id in buildcache.lab_cache_mount_ids()
         records |= {r.id for r in t.created_records}
 
         # a tracked lab build that reuses the foreign mount (same target, so same id) says so
         reuse = _cache_mount_dockerfile(tmp_path / "reuse", foreign_target)
-        with buildcache.track(client=dk) as again:
-            images.append(build(reuse, tmp_path / "reuse", lab_tag, display=NullDisplay()).image_id)
+        done = build(reuse, tmp_path / "reuse", lab_tag, display=NullDisplay())
+        images.append(done.image_id)
+        again = done.tracking
+        assert again is not None
         assert [r.id for r in again.used_foreign] == [foreign.id] and not again.created
         records |= {r.id for r in again.created_records}
         # ...and a cold (--no-cache) build of it would put the foreign mount at risk

@@ -16,7 +16,8 @@ class FakeClient:
     def __init__(self, root: str, sizes: dict[str, int] | None = None) -> None:
         self.root = root
         self.images = SimpleNamespace(list=lambda: [SimpleNamespace(tags=[t], attrs={"Size": s})
-                                                    for t, s in (sizes or {}).items()])
+                                                    for t, s in (sizes or {}).items()],
+                                      get=lambda ref: SimpleNamespace(id=f"sha256:{ref}", labels={}))
 
     def info(self) -> dict[str, Any]:
         return {"DockerRootDir": self.root}
@@ -94,17 +95,53 @@ def test_engine_data_in_a_vm_is_not_refused(monkeypatch: pytest.MonkeyPatch) -> 
     disk.ensure_disk_space(FakeClient("/nonexistent/docker-desktop-vm"), force=True)
 
 
-def test_build_refuses_before_running_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from basecamp import engine
-    from basecamp.build import build
+class Reached(Exception):
+    """Raised where the builder would start: the build got that far."""
 
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+
+def _no_builder() -> None:
+    raise Reached
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An engine whose disk is far too small for the series; no builder ever starts."""
+    from basecamp import engine
+
     monkeypatch.setattr(disk, "_checked", False)
     monkeypatch.setenv(disk.NEED_ENV, str(10**18))
     monkeypatch.setattr(engine, "client", lambda timeout=120: FakeClient(str(tmp_path)))
-    monkeypatch.setattr(engine, "buildkit_cli", lambda: pytest.fail("no build may start when the disk is too full"))
+    monkeypatch.setattr(engine, "buildkit_cli", _no_builder)
+    return tmp_path
+
+
+def test_build_step_refuses_before_running_anything(full_disk: Path) -> None:
+    from basecamp.scratch import scratch_copy
+    from basecamp.steps import build_step
+
     with pytest.raises(LabError, match="Not enough free disk"):
-        build(tmp_path / "Dockerfile", tmp_path, "annapurna-lab/disk-test:1", display="none")
+        build_step("02", scratch_copy("disk-test"), "disk-test", display="none")
+
+
+def test_a_measurement_refuses_before_running_anything(full_disk: Path) -> None:
+    from basecamp.measure import measure_step
+
+    with pytest.raises(LabError, match="Not enough free disk"):
+        measure_step("05", scenarios=["cold"], repeats=1, display="none", log=None)
+
+
+def test_a_plain_build_checks_no_disk_and_reads_no_results(full_disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """build() is mechanics only: the free-disk check (and the results file it reads) is its callers'."""
+    from basecamp import results
+    from basecamp.build import build
+
+    def fail(*_a: Any, **_k: Any) -> None:
+        pytest.fail("a plain build() read the results file")
+
+    monkeypatch.setattr(results, "load", fail)
+    (full_disk / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(Reached):
+        build(full_disk / "Dockerfile", full_disk, "annapurna-lab/disk-test:1", display="none")
 
 
 class FakeRemoteClient(FakeClient):

@@ -355,13 +355,15 @@ def test_the_fake_logs_parse_as_the_scenarios_need() -> None:
 
 def test_a_cold_measurement_prunes_only_its_own_dockerfiles_cache_mounts(
         fake_lab: FakeScratch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """measure_step hands the measured Dockerfile to the prune, so another step's cache mount stays (issue 17)."""
-    from basecamp import steps
+    """measure_step hands the measured Dockerfile (its parsed model) to the prune, so another step's cache mount
+    stays (issue 17)."""
+    from basecamp import dockerparse, steps
 
-    asked: list[str | None] = []
+    asked: list[Any] = []
     monkeypatch.setattr(buildcache, "prune_lab_cache_mounts",
                         lambda client=None, dockerfile_text=None: asked.append(dockerfile_text) or 0)
     monkeypatch.setenv(display_mod.ENV_VAR, "none")
     measure.measure_step("01", app=fake_lab, scenarios=["cold"], results_path=tmp_path / "r.jsonl")  # type: ignore[arg-type]
-    assert asked and all(text == steps.dockerfile("01").read_text() for text in asked), asked
+    own = dockerparse.parse(steps.dockerfile("01").read_text())
+    assert asked and all(model == own for model in asked), asked
     assert buildcache.mount_ids(asked[0]) == set(), "step 1 has no cache mount: its cold runs prune nothing"

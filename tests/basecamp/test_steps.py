@@ -1,8 +1,10 @@
 import re
 
 import pytest
-from basecamp import config, steps
+from basecamp import buildcache, config, dockerparse, steps
 from basecamp.errors import InputError
+from basecamp.project import Project
+from basecamp.projectlayout import Package
 
 INSTRUCTION = re.compile(r"^(FROM|RUN|COPY|ADD|ENV|ARG|WORKDIR|ENTRYPOINT|CMD|EXPOSE|USER|LABEL|VOLUME)\b")
 #: hadolint's pragma must sit right above its instruction; the why comment goes above it (basecamp.lint).
@@ -33,6 +35,45 @@ def test_base_of_follows_stage_names(tmp_path, monkeypatch) -> None:
 
 def test_naive_step_builds_on_the_full_base() -> None:
     assert steps.base_of("01") == config.FULL_BASE
+
+
+def test_a_step_is_resolved_once_into_one_object() -> None:
+    """Name, file, text, model, base, tag: every later question is answered from it, not from the file."""
+    resolved = steps.resolve_step("5")
+    path = steps.dockerfile("05")
+    assert (resolved.name, resolved.path, resolved.text) == ("05-multi-stage", path, path.read_text())
+    assert resolved.model == dockerparse.parse(path.read_text())
+    assert resolved.target is None and resolved.base == config.SLIM_BASE == steps.base_of("05")
+    assert resolved.tag("cold") == steps.image_tag("5", "cold") == "annapurna-lab/05-multi-stage:cold"
+    assert [st.name for st in resolved.stages] == ["builder", "runtime"] and resolved.has_stage("RUNTIME")
+    assert resolved.external_bases == [config.FULL_BASE, config.SLIM_BASE]
+    builder = resolved.for_target("builder")
+    assert (builder.target, builder.base, builder.model) == ("builder", config.FULL_BASE, resolved.model)
+    assert resolved.target is None, "frozen: for_target makes a copy"
+    with pytest.raises(InputError, match="05-multi-stage.Dockerfile has no stage named 'nope'"):
+        resolved.for_target("nope")
+    mounts = steps.resolve_step("06")
+    assert mounts.cache_mounts and mounts.cache_mounts == buildcache.cache_mount_specs(mounts.text)
+
+
+def test_a_step_of_another_project_is_its_derived_copy(tmp_path) -> None:
+    project = Project(name="hello", root=tmp_path, layout=(Package("hello", "hello"),), module="hello.main",
+                      readme=None, command=("python", "-m", "hello.main"))
+    resolved = steps.resolve_step("05", project, target="runtime")
+    assert resolved.path == project.dockerfile("05") != steps.dockerfile("05")
+    assert resolved.text == resolved.path.read_text() and "hello" in resolved.text
+    assert resolved.tag("x") == project.image_tag("05", "x") == "annapurna-lab/hello-05-multi-stage:x"
+    assert resolved.project is project and resolved.base == config.SLIM_BASE
+
+
+def test_any_dockerfile_resolves_under_its_own_name(tmp_path) -> None:
+    (tmp_path / "yours.Dockerfile").write_text("FROM python:3.11-bookworm AS base\nFROM base\nRUN true\n")
+    resolved = steps.resolve_file(tmp_path / "yours.Dockerfile")
+    assert (resolved.name, resolved.base, resolved.external_bases) == ("yours", config.FULL_BASE, [config.FULL_BASE])
+    assert resolved.tag() == "annapurna-lab/yours:latest"
+    (tmp_path / "empty.Dockerfile").write_text("# nothing\n")
+    with pytest.raises(InputError, match="empty.Dockerfile has no FROM line"):
+        steps.resolve_file(tmp_path / "empty.Dockerfile")
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=[p.stem for p in DOCKERFILES])
