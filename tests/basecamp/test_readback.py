@@ -62,7 +62,8 @@ def test_records_are_selected_by_their_kind_not_their_scenario() -> None:
     common = {"step": "01-naive", "builder": "fake", "base": "b (stand-in)", "measurement": "k1"}
     record(Record(scenario="image", kind="image", size_bytes=100, image_id="sha256:img", **common))
     record(Record(scenario="cold", kind="run", wall_s=5.0, run=1, **common))
-    record(Record(scenario="cold", kind="smoke", ok=False, note="a smoke record, whatever its scenario", **common))
+    record(Record(scenario="cold", kind="smoke", ok=False, wall_s=99.0, note="a smoke record, whatever its scenario",
+                  **common))
     record(Record(scenario="done", kind="done", **common))
     m = measured("01-naive", scenarios=["cold"])
     assert m is not None and [r.wall_s for r in m.scenarios["cold"].runs] == [5.0]
