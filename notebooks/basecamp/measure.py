@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from basecamp import config
+from basecamp import config, installer
 from basecamp.errors import InputError, LabError
 from basecamp.results import DONE, IMAGE, SMOKE, kind_of
 
@@ -178,11 +178,7 @@ def describe_base_short(client: Any, base: str) -> str:
 
 
 def _install_counts(build: BuildResult) -> tuple[int | None, int | None, int | None]:
-    """(installed, downloaded, from_cache) from basecamp.installer when it is there, else unknown."""
-    try:
-        from basecamp import installer  # optional: counts come from Poetry's output
-    except ImportError:
-        return None, None, None
+    """(installed, downloaded, from_cache) from the install's log (basecamp.installer), else unknown."""
     try:
         report = installer.install_report(build)
     except LabError:
@@ -196,7 +192,7 @@ def _install_counts(build: BuildResult) -> tuple[int | None, int | None, int | N
 
 def _drop_superseded(client: Any, old_id: str | None, new_id: str) -> None:
     """Remove the image a measurement tag pointed to before, when nothing else names it (lab images only)."""
-    import docker.errors
+    import docker.errors  # here: importing `measure` needs no Docker SDK
 
     if not old_id or old_id == new_id:
         return
