@@ -8,6 +8,7 @@ import sys
 import time
 
 from basecamp.errors import LabError
+from basecamp.runs import SCENARIOS
 
 
 def prepare() -> None:
@@ -54,15 +55,15 @@ def poetry_env() -> None:
 
 
 def bench(steps: str | None, repeats: int | None, out: str | None, scenarios: str | None) -> int:
-    """The measurement protocol for every step (basecamp/measure.py): a table, then CSV + JSON files."""
+    """The measurement protocol for every step (basecamp/bench.py): a table, then CSV + JSON files."""
     from pathlib import Path
 
-    from basecamp import measure
+    from basecamp.bench import bench as run_bench  # imported here: it needs the Docker SDK
     from basecamp.units import fmt_seconds
 
     chosen = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
-    wanted = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else measure.SCENARIOS
-    report = measure.bench(chosen, repeats=repeats, scenarios=wanted, out=Path(out) if out else None)
+    wanted = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else SCENARIOS
+    report = run_bench(chosen, repeats=repeats, scenarios=wanted, out=Path(out) if out else None)
     print()
     print(report.table)
     for name, why in report.failures.items():
@@ -91,8 +92,6 @@ def report(notebooks: list[str] | None, out: str | None, timeout: int, folder: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    from basecamp import measure
-
     parser = argparse.ArgumentParser(prog="python -m basecamp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("prepare", help="start the engine and make sure the base images exist")
@@ -101,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     clean_p.add_argument("--bases", action="store_true", help="remove the stand-in base images too")
     clean_p.add_argument("--dry-run", action="store_true", help="remove nothing, list what would go")
     sub.add_parser("poetry-env", help="print the environment the host's Poetry needs, as export lines")
-    bench_p = sub.add_parser("bench", help="measure every step: " + ", ".join(measure.SCENARIOS))
+    bench_p = sub.add_parser("bench", help="measure every step: " + ", ".join(SCENARIOS))
     bench_p.add_argument("--steps", help="comma-separated steps, e.g. 01,04,06 (default: every step)")
     bench_p.add_argument("--repeats", type=int, help="runs per scenario (default: $ANNAPURNA_REPEATS, else 2)")
-    bench_p.add_argument("--scenarios", help="comma-separated, default: " + ",".join(measure.SCENARIOS))
+    bench_p.add_argument("--scenarios", help="comma-separated, default: " + ",".join(SCENARIOS))
     bench_p.add_argument("--out", help="folder for the CSV and JSON files (default: .lab/bench/)")
     report_p = sub.add_parser("report", help="execute every notebook headless and write a static HTML site")
     report_p.add_argument("--out", help="folder for the site (default: .lab/report/)")

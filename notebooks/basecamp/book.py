@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from basecamp import config
+from basecamp.bench import all_steps
 from basecamp.errors import InputError
+from basecamp.plots import plot_compare
+from basecamp.readback import latest_rows
+from basecamp.runs import MeasuredRow
+from basecamp.summary import article_cells
 from basecamp.units import fmt_seconds
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -261,9 +266,7 @@ code{background:#f6f8fa;padding:0 0.2em}.failure{font-family:monospace;white-spa
 """
 
 
-def _summary_html(rows: list[dict[str, Any]]) -> str:
-    from basecamp.summary import article_cells
-
+def _summary_html(rows: Sequence[MeasuredRow]) -> str:
     if not rows:
         return "<p>No step has been measured yet.</p>"
     head, body = article_cells(rows)
@@ -272,7 +275,7 @@ def _summary_html(rows: list[dict[str, Any]]) -> str:
     return f'<table id="summary"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>'
 
 
-def render_index(report: BookReport, rows: list[dict[str, Any]]) -> str:
+def render_index(report: BookReport, rows: Sequence[MeasuredRow]) -> str:
     """The index: every notebook with pass/fail and duration, then the summary table and chart."""
     lines = []
     for run in report.runs:
@@ -282,8 +285,6 @@ def render_index(report: BookReport, rows: list[dict[str, Any]]) -> str:
                      f'<td>{status}{why}</td><td class="num">{fmt_seconds(run.seconds)}</td></tr>')
     chart = ""
     if rows:
-        from basecamp.plots import plot_compare
-
         chart = plotly_div(plot_compare(rows).to_plotly_json())
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     passed = sum(r.ok for r in report.runs)
@@ -306,9 +307,7 @@ in {fmt_seconds(report.wall_s)}. Every number below was measured in that run or 
 """
 
 
-def _summary_rows() -> list[dict[str, Any]]:
-    from basecamp.measure import all_steps, latest_rows
-
+def _summary_rows() -> list[MeasuredRow]:
     return latest_rows(all_steps())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from basecamp import config
+from basecamp import bases, config, disk, engine, poetry
 from basecamp.errors import EngineError, LabError
 from basecamp.units import fmt_bytes
 
@@ -29,17 +29,13 @@ def _guard(name: str, fix: str, probe: Callable[[], Check]) -> Check:
     try:
         return probe()
     except EngineError:
-        from basecamp.engine import docker_host
-
-        where = f"none answers at {docker_host()}"
+        where = f"none answers at {engine.docker_host()}"
         return Check(name, False, where if name == "Docker engine" else f"needs the Docker engine, and {where}", fix)
     except LabError as exc:
         return Check(name, False, str(exc).splitlines()[0], fix)
 
 
 def check_engine() -> Check:
-    from basecamp import engine
-
     def probe() -> Check:
         info = engine.client().info()
         return Check("Docker engine", True, f"Docker {info['ServerVersion']}, storage driver {info['Driver']}, "
@@ -49,8 +45,6 @@ def check_engine() -> Check:
 
 
 def check_buildkit() -> Check:
-    from basecamp import engine
-
     def probe() -> Check:
         cli = engine.buildkit_cli()
         if cli is None:
@@ -62,8 +56,6 @@ def check_buildkit() -> Check:
 
 
 def check_bases() -> list[Check]:
-    from basecamp import bases
-
     found: dict[str, bases.BaseImage] = {}
 
     def probe() -> Check:
@@ -85,8 +77,6 @@ def check_bases() -> list[Check]:
 
 
 def check_disk(needed: int | None = None) -> Check:
-    from basecamp import disk, engine
-
     def probe() -> Check:
         client = engine.client()
         space = disk.engine_space(client)
@@ -102,8 +92,6 @@ def check_disk(needed: int | None = None) -> Check:
 
 
 def check_poetry() -> Check:
-    from basecamp import poetry
-
     def probe() -> Check:
         info = poetry.poetry_info()
         if not info.is_pinned:

@@ -225,12 +225,12 @@ def show_dockerfile_path(path: Path) -> None:
 
 def record_context(sizes: dict[str, ContextSize], demo: ContextDemo) -> None:
     """Write notebook 07's numbers to the results file (step "07-build-context"), for the summary."""
-    from basecamp.results import Record, record
+    from basecamp.results import CONTEXT, Record, record
 
     for name, s in sizes.items():
-        record(Record(step="07-build-context", scenario="context: " + name, size_bytes=s.bytes))
+        record(Record(step="07-build-context", scenario="context: " + name, kind=CONTEXT, size_bytes=s.bytes))
     for r in (demo.without, demo.with_ignore):
-        record(Record(step="07-build-context",
+        record(Record(step="07-build-context", kind=CONTEXT,
                       scenario="notebook-edit " + ("with .dockerignore" if r.dockerignore else "without .dockerignore"),
                       wall_s=round(r.build.wall_s, 3), size_bytes=r.transferred, cached_steps=r.cached,
                       ran_steps=r.ran, builder=r.build.builder, image_id=r.build.image_id))

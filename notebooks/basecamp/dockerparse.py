@@ -5,7 +5,7 @@ The part of Docker's syntax the lab needs: a line ending in `\\` continues the i
 lines (`#` first) are dropped, inside a continued instruction too; keywords are case-insensitive;
 flags (`--from=builder`, `--mount=type=cache,target=/x`) come first, then the arguments. Not read:
 heredocs (`RUN <<EOF`), an `# escape=` directive other than `\\`, ARG values inside FROM.
-`steps.parse_stages`, `buildcache.cache_mount_specs`, `measure.copy_sources` and the verdict on a
+`steps.parse_stages`, `buildcache.cache_mount_specs`, `verify.copy_sources` and the verdict on a
 learner's Dockerfile (basecamp.yours) all read Dockerfiles through `parse`.
 """
 

@@ -398,8 +398,9 @@ def step_forensics(step: str, *, refresh: bool = False, log: Any = print) -> Ima
     import docker.errors
 
     from basecamp import engine
-    from basecamp.measure import measure_step, measured
-    from basecamp.results import Record, record
+    from basecamp.measure import measure_step
+    from basecamp.readback import measured
+    from basecamp.results import FORENSICS, Record, record
     from basecamp.steps import image_tag, step_name
 
     name = step_name(step)
@@ -424,7 +425,7 @@ def step_forensics(step: str, *, refresh: bool = False, log: Any = print) -> Ima
             image_id = ""
     result.ref = image_tag(name, "measure")
     assert found is not None  # the loop above measured the step when the results file had nothing
-    record(Record(step=name, scenario=SCENARIO, size_bytes=result.total_bytes, image_id=image_id,
+    record(Record(step=name, scenario=SCENARIO, kind=FORENSICS, size_bytes=result.total_bytes, image_id=image_id,
                   measurement=found.measurement, wasted_bytes=result.wasted_bytes,
                   efficiency=round(result.efficiency, 6), wall_s=result.seconds))
     return result
@@ -436,12 +437,12 @@ def latest_forensics(steps: Iterable[str] | None = None) -> list[dict[str, Any]]
     Keys: step, size_bytes (all layers), wasted_bytes, efficiency, image_id, measurement — what
     a summary table can show beside each step's size and timings.
     """
-    from basecamp.measure import _canonical
-    from basecamp.results import load
+    from basecamp.readback import _canonical
+    from basecamp.results import FORENSICS, load
 
     latest: dict[str, Any] = {}
     for rec in load():
-        if rec.scenario == SCENARIO and rec.wasted_bytes is not None:
+        if rec.kind == FORENSICS and rec.wasted_bytes is not None:
             latest[rec.step] = rec
     names = sorted(latest) if steps is None else [_canonical(s) for s in steps]
     return [{"step": n, "size_bytes": latest[n].size_bytes, "wasted_bytes": latest[n].wasted_bytes,

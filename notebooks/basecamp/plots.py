@@ -16,15 +16,20 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
+from basecamp import config
+from basecamp.article import CLAIMS
 from basecamp.build import BuildResult
 from basecamp.errors import InputError
 from basecamp.images import ImageInfo
+
+if TYPE_CHECKING:  # the measured steps' rows (basecamp.runs sits on the measurement floor, above this one)
+    from basecamp.runs import MeasuredRow
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +148,6 @@ def plot_layers(*images: ImageInfo, title: str = "Where the bytes are: image siz
                 name=_short(layer.created_by, 40), marker_color=OWN_COLORS[i % len(OWN_COLORS)],
                 hovertemplate=f"{_short(layer.created_by, 90)}<br>%{{x:.1f}} MB<extra>{img.ref}</extra>",
             )
-    from basecamp import config
-
     bases = sorted({f"{img.base_ref}{' (stand-in)' if img.labels.get(config.STANDIN_LABEL) == 'true' else ''}"
                     for img in images if img.base_ref})
     fig.update_layout(
@@ -173,51 +176,51 @@ def plot_rebuild(builds: Sequence[BuildResult], names: Sequence[str], title: str
     return fig
 
 
-#: What `plot_compare` can show: (label, row key or scenario prefix, unit, is a time).
+#: What `plot_compare` can show: (label, is a time). A time's metric is its scenario's name.
 METRICS = {
-    "size": ("image size, uncompressed (MB)", "size_bytes", False),
-    "gzipped": ("image size, docker save | gzip (MB)", "compressed_bytes", False),
-    "cold": ("cold build (s, median, bars = min-max)", "cold", True),
-    "code-change": ("rebuild after a code change (s)", "code_change", True),
-    "dependency-change": ("rebuild after a dependency change (s)", "dependency_change", True),
-    "version-bump": ("rebuild after a version bump (s)", "version_bump", True),
+    "size": ("image size, uncompressed (MB)", False),
+    "gzipped": ("image size, docker save | gzip (MB)", False),
+    "cold": ("cold build (s, median, bars = min-max)", True),
+    "code-change": ("rebuild after a code change (s)", True),
+    "dependency-change": ("rebuild after a dependency change (s)", True),
+    "version-bump": ("rebuild after a version bump (s)", True),
 }
 
 
-def _metric_trace(rows: Sequence[dict[str, Any]], metric: str, visible: bool) -> go.Bar:
-    label, key, is_time = METRICS[metric]
-    steps = [r["step"] for r in rows]
+def _size_trace(rows: Sequence[MeasuredRow], metric: str, visible: bool) -> go.Bar:
+    sizes = [(r.size_bytes, r.size) if metric == "size" else (r.compressed_bytes, r.gzipped) for r in rows]
+    return go.Bar(x=[r.step for r in rows], y=[None if n is None else n / MB for n, _ in sizes],
+                  name=METRICS[metric][0], visible=visible, marker_color="#1f77b4", text=[t for _, t in sizes])
+
+
+def _metric_trace(rows: Sequence[MeasuredRow], metric: str, visible: bool) -> go.Bar:
+    label, is_time = METRICS[metric]
     if not is_time:
-        values = [None if r.get(key) is None else r[key] / MB for r in rows]
-        return go.Bar(x=steps, y=values, name=label, visible=visible, marker_color="#1f77b4",
-                      text=[r.get("size" if key == "size_bytes" else "gzipped", "") for r in rows])
-    med = [r.get(f"{key}_median_s") for r in rows]
-    lo = [None if m is None else m - r[f"{key}_min_s"] for m, r in zip(med, rows)]
-    hi = [None if m is None else r[f"{key}_max_s"] - m for m, r in zip(med, rows)]
-    runs = [r.get(f"{key}_runs", 0) for r in rows]
+        return _size_trace(rows, metric, visible)
+    cells = [r.cells(metric) for r in rows]
+    med = [c.median_s for c in cells]
+    lo = [None if c.median_s is None or c.min_s is None else c.median_s - c.min_s for c in cells]
+    hi = [None if c.median_s is None or c.max_s is None else c.max_s - c.median_s for c in cells]
     return go.Bar(
-        x=steps, y=med, name=label, visible=visible, marker_color="#ff7f0e",
+        x=[r.step for r in rows], y=med, name=label, visible=visible, marker_color="#ff7f0e",
         error_y={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
-        hovertext=[f"{n} runs; cached/ran steps: {r.get(f'{key}_cached', '')}/{r.get(f'{key}_ran', '')}"
-                   for n, r in zip(runs, rows)],
+        hovertext=[f"{c.runs} runs; cached/ran steps: {c.cached}/{c.ran}" for c in cells],
     )
 
 
-def plot_compare(rows: Sequence[dict[str, Any]], metric: str = "size", *, article: bool = True,
+def plot_compare(rows: Sequence[MeasuredRow], metric: str = "size", *, article: bool = True,
                  title: str = "The steps side by side") -> go.Figure:
     """Bars per step for one metric, with a menu to switch metric; the article's sizes beside ours.
 
-    `rows` are `basecamp.measure.latest_rows()` (or `StepMeasurement.row()`s).
+    `rows` are `basecamp.readback.latest_rows()` (or `StepMeasurement.row()`s).
     """
-    from basecamp.article import CLAIMS
-
     if metric not in METRICS:
         raise InputError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
     fig = go.Figure()
     names = list(METRICS)
     for name in names:
         fig.add_trace(_metric_trace(rows, name, visible=name == metric))
-    steps = [r["step"] for r in rows]
+    steps = [r.step for r in rows]
     claimed = [CLAIMS[s].size_bytes if s in CLAIMS else None for s in steps]
     article_sizes = [size / MB if size else None for size in claimed]
     if article and any(article_sizes):
@@ -230,8 +233,8 @@ def plot_compare(rows: Sequence[dict[str, Any]], metric: str = "size", *, articl
         vis = [j == i for j in range(n)] + ([name == "size"] if has_article else [])
         buttons.append({"label": name, "method": "update",
                         "args": [{"visible": vis}, {"yaxis": {"title": {"text": METRICS[name][0]}}}]})
-    builders = sorted({str(r.get("builder", "")) for r in rows} - {""})
-    bases = sorted({str(r.get("base", "")) for r in rows} - {""})
+    builders = sorted({r.builder for r in rows} - {""})
+    bases = sorted({r.base for r in rows} - {""})
     fig.update_layout(
         title=f"{title}<br><sup>built with {'; '.join(builders) or '?'} on {'; '.join(bases) or '?'}</sup>",
         barmode="group", height=450, yaxis_title=METRICS[metric][0],

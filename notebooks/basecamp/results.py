@@ -13,11 +13,50 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from basecamp import config
+from basecamp.errors import InputError
+
+# What a record is (`Record.kind`):
+#: one timed build of a scenario ("cold", "code-change", ...): the protocol's runs (basecamp.measure),
+#: or a notebook's own timed build.
+RUN = "run"
+#: a measurement's image and its sizes (one per measurement).
+IMAGE = "image"
+#: written last by a measurement: one without it was interrupted or failed part-way.
+DONE = "done"
+#: a smoke test on a measured image (basecamp.yours): `ok`, and its line in `note`.
+SMOKE = "smoke"
+#: layer forensics of a measured image (basecamp.forensics).
+FORENSICS = "forensics"
+#: notebook 07's build context sizes and its rebuilds with and without .dockerignore (basecamp.context).
+CONTEXT = "context"
+#: notebook 12's CI runner builds (basecamp.cicache), scenario "ci-<mode>".
+CI = "ci"
+#: notebook 11's measurements on running images (basecamp.running): "stop: ...", "start: ...", "reproducible: ...".
+RUNNING = "running"
+KINDS = (RUN, IMAGE, DONE, SMOKE, FORENSICS, CONTEXT, CI, RUNNING)
+
+
+def kind_of(scenario: str) -> str:
+    """The kind of a record written without one (older results files, writers that leave it to this)."""
+    if scenario in (IMAGE, DONE, SMOKE, FORENSICS):
+        return scenario
+    if scenario.startswith(("context: ", "notebook-edit ")):
+        return CONTEXT
+    if scenario.startswith("ci-"):
+        return CI
+    if scenario.startswith(("stop: ", "start: ", "reproducible: ")):
+        return RUNNING
+    return RUN
 
 
 @dataclass(frozen=True)
 class Record:
-    """One measurement of one step in one scenario ("cold", "code-change", ...)."""
+    """One record of one step: a run in one scenario ("cold", "code-change", ...), or what `kind` says.
+
+    `kind` (KINDS) says what the record is; readers select by it. A record made without one, and every
+    record of an older results file, gets `kind_of(scenario)`. Records of the other kinds keep their
+    kind's name in `scenario` too ("image", "done", "smoke"), so older readers still find them.
+    """
 
     step: str
     scenario: str
@@ -48,6 +87,14 @@ class Record:
     ok: bool | None = None
     #: One line about the record (scenario "smoke": the smoke test's summary).
     note: str = ""
+    #: What the record is (KINDS); "" means "derive it from `scenario`" (kind_of).
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", kind_of(self.scenario))
+        elif self.kind not in KINDS:
+            raise InputError(f"record kind {self.kind!r}: use one of {', '.join(KINDS)}")
 
 
 def record(rec: Record, path: Path | None = None) -> Record:
@@ -98,7 +145,8 @@ def load(step: str | None = None, path: Path | None = None, project: str | None 
             continue
         if not isinstance(data, dict) or "step" not in data or "scenario" not in data:
             continue
-        rec = Record(**{k: v for k, v in data.items() if k in known})
+        # a kind this version does not know (a newer writer's) is derived from the scenario instead
+        rec = Record(**{k: v for k, v in data.items() if k in known and (k != "kind" or v in KINDS)})
         if (step is None or rec.step == step) and (project is None or (rec.project or config.DEFAULT_PROJECT) == project):
             out.append(rec)
     return out

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import statistics
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from basecamp import forensics
 from basecamp.article import CLAIMS
+from basecamp.bench import all_steps
+from basecamp.errors import InputError
+from basecamp.measure import measure_step, scenarios_for
+from basecamp.readback import latest_rows, measured
+from basecamp.results import CI, CONTEXT, RUNNING, load
+from basecamp.running import RESULTS_STEP
+from basecamp.runs import SCENARIOS, MeasuredRow, ScenarioCells
+from basecamp.scratch import DEPENDENCY, _dependency_name
+from basecamp.steps import step_name
+from basecamp.tables import SCENARIO_TITLES, aligned
 from basecamp.units import fmt_bytes
+from basecamp.yours import is_own_key
 
 if TYPE_CHECKING:
     from basecamp.project import Project
@@ -14,31 +29,23 @@ if TYPE_CHECKING:
 def ensure_measured(step: str, project: Project | None = None, **kwargs: Any) -> Any:
     """The latest recorded measurement of `step` (of `project`, default the repo's app), or a fresh one
     (full protocol, or what `kwargs` say) when none exists."""
-    from basecamp.measure import measure_step, measured
-
     found = measured(step, project=project, scenarios=kwargs.get("scenarios"))
     return found if found is not None else measure_step(step, project=project, **kwargs)
 
 
 def summary_rows(steps: list[str] | None = None, *, project: Project | None = None,
-                 **measure_kwargs: Any) -> list[dict[str, Any]]:
-    """One row per step (basecamp.measure row format), measuring any step never measured here.
+                 **measure_kwargs: Any) -> list[MeasuredRow]:
+    """One row per step (basecamp.runs.MeasuredRow), measuring any step never measured here.
 
     `project` (basecamp.use_project): another Poetry project's rows (default: the repo's app).
     A key "yours" (or "yours-<name>") is a learner's Dockerfile measured with `measure_dockerfile`: its
     latest measurement is read back beside the steps (basecamp.yours).
     `measure_kwargs` go to measure_step for the steps it must measure (e.g. scenarios, repeats).
     """
-    from basecamp.measure import all_steps, latest_rows, measured, scenarios_for
-    from basecamp.steps import step_name
-    from basecamp.yours import is_own_key
-
     wanted = steps or all_steps()
     for step in wanted:
         if is_own_key(step):  # a learner's Dockerfile: read back, never measured here (no path to build)
             if measured(step, project=project, scenarios=measure_kwargs.get("scenarios")) is None:
-                from basecamp.errors import InputError
-
                 raise InputError(f"{step!r} was never measured for this project: measure it first, "
                                  "`bc.measure_dockerfile('path/to/Dockerfile', project=...)`")
             continue
@@ -50,30 +57,25 @@ def summary_rows(steps: list[str] | None = None, *, project: Project | None = No
 
 def scratch_dependency() -> str:
     """The package a simulated dependency change adds (its normalised name)."""
-    from basecamp.scratch import DEPENDENCY, _dependency_name
-
     return _dependency_name(DEPENDENCY)
 
 
-def _timing(row: dict[str, Any], key: str) -> str:
-    med = row.get(f"{key}_median_s")
-    if med is None:
+def _timing(cells: ScenarioCells) -> str:
+    if cells.median_s is None or cells.min_s is None or cells.max_s is None:
         return "—"
-    return f"{med:.1f} s ({row[f'{key}_min_s']:.1f}–{row[f'{key}_max_s']:.1f})"
+    return f"{cells.median_s:.1f} s ({cells.min_s:.1f}–{cells.max_s:.1f})"
 
 
-def article_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def article_cells(rows: Sequence[MeasuredRow]) -> tuple[list[str], list[list[str]]]:
     """The header and cells of `article_table` (the report's index renders them as HTML)."""
-    from basecamp.measure import SCENARIO_TITLES, SCENARIOS, _key
-
     head = ["step", "size", "article", "gzipped", *(SCENARIO_TITLES[s] for s in SCENARIOS)]
     body = []
     for r in rows:
-        claim = CLAIMS.get(r["step"])
+        claim = CLAIMS.get(r.step)
         body.append([
-            r["step"], fmt_bytes(r.get("size_bytes")),
+            r.step, fmt_bytes(r.size_bytes),
             fmt_bytes(claim.size_bytes) if claim and claim.size_bytes else "—",
-            fmt_bytes(r.get("compressed_bytes")), *(_timing(r, _key(s)) for s in SCENARIOS),
+            fmt_bytes(r.compressed_bytes), *(_timing(r.cells(s)) for s in SCENARIOS),
         ])
     return head, body
 
@@ -85,18 +87,19 @@ ARTICLE_LEGEND = (
 )
 
 
-def article_table(rows: list[dict[str, Any]]) -> str:
+def article_table(rows: Sequence[MeasuredRow]) -> str:
     """A text table: our sizes and times (median, min–max) with the article's published size beside."""
     head, body = article_cells(rows)
     return text_table(head, body) + "\n\n" + ARTICLE_LEGEND
 
 
-def compare_widget(rows: list[dict[str, Any]]) -> Any:
+def compare_widget(rows: Sequence[MeasuredRow]) -> Any:
     """Pick a metric and the steps to compare; the chart redraws. Without widgets: the chart alone.
 
     The widget's output also carries the first chart as a static PNG (`basecamp.plots.static_png`),
     which a plain notebook viewer shows where it cannot run widgets; JupyterLab shows the widget.
     """
+    # imported here: plotly (and the widgets below) cost seconds, and only the chart needs them
     import plotly.io as pio
 
     from basecamp.plots import METRICS, plot_compare, static_png
@@ -116,18 +119,16 @@ def compare_widget(rows: list[dict[str, Any]]) -> Any:
             bundle = super()._repr_mimebundle_(**kwargs)
             png = static_png(plot_compare(rows))
             if png and isinstance(bundle, dict):
-                import base64
-
                 bundle["image/png"] = base64.b64encode(png).decode("ascii")
             return bundle
 
-    steps = [r["step"] for r in rows]
+    steps = [r.step for r in rows]
     metric = widgets.Dropdown(options=list(METRICS), value="size", description="metric")
     chosen = widgets.SelectMultiple(options=steps, value=tuple(steps), description="steps", rows=len(steps))
     out = widgets.Output()
 
     def redraw(_change: Any = None) -> None:
-        picked = [r for r in rows if r["step"] in chosen.value]
+        picked = [r for r in rows if r.step in chosen.value]
         out.clear_output(wait=True)
         with out:
             if picked:  # interactive only: a static image per redraw would start a browser each time
@@ -144,31 +145,27 @@ def compare_widget(rows: list[dict[str, Any]]) -> Any:
 def text_table(head: list[str], body: list[list[str]], groups: list[tuple[str, int]] | None = None) -> str:
     """Rows of cells as plain text: columns aligned, a rule under the header; `groups`: titles over
     runs of columns, (title, number of columns) from the left."""
-    from basecamp.measure import _aligned
-
-    return "\n".join(_aligned(head, body, groups or ()))
+    return "\n".join(aligned(head, body, groups or ()))
 
 
 def _ratio(num: float | None, den: float | None) -> str:
     return f"{num / den:.1f}x" if num and den else "—"
 
 
-def ratios_table(rows: list[dict[str, Any]], first: str = "01-naive", best: str = "06-cache-mounts") -> str:
+def ratios_table(rows: Sequence[MeasuredRow], first: str = "01-naive", best: str = "06-cache-mounts") -> str:
     """Each step against the naive image and against the article's final step, as ratios from one results file.
 
     Under "01-naive ÷ step": how many times smaller than the naive image. Under "step ÷ 06-cache-mounts":
     the step's size or median time over step 6's (below 1.0x: smaller or faster than step 6).
     """
-    by = {r["step"]: r for r in rows}
-    a, b = by.get(first, {}), by.get(best, {})
-    from basecamp.measure import SCENARIO_TITLES, SCENARIOS, _key
-
+    by = {r.step: r for r in rows}
+    a, b = by.get(first), by.get(best)
     head = ["step", "size", "size", "size", *(SCENARIO_TITLES[s] for s in SCENARIOS)]
     groups = [("", 2), (f"{first} ÷ step", 1), (f"step ÷ {best}", 1 + len(SCENARIOS))]
     body = [[
-        r["step"], fmt_bytes(r.get("size_bytes")), _ratio(a.get("size_bytes"), r.get("size_bytes")),
-        _ratio(r.get("size_bytes"), b.get("size_bytes")),
-        *(_ratio(r.get(f"{_key(s)}_median_s"), b.get(f"{_key(s)}_median_s")) for s in SCENARIOS),
+        r.step, fmt_bytes(r.size_bytes), _ratio(a.size_bytes if a else None, r.size_bytes),
+        _ratio(r.size_bytes, b.size_bytes if b else None),
+        *(_ratio(r.cells(s).median_s, b.cells(s).median_s if b else None) for s in SCENARIOS),
     ] for r in rows]
     legend = (f"{first} ÷ step: how many times smaller than {first} the step's image is.\n"
               f"step ÷ {best}: the step's size or median time over step {best[:2]}'s "
@@ -178,16 +175,12 @@ def ratios_table(rows: list[dict[str, Any]], first: str = "01-naive", best: str 
 
 def _latest_batch(step: str, first: str) -> list[Any]:
     """The records of `step` written by its notebook's latest run: from the last `first`-scenario run 1 on."""
-    from basecamp.results import load
-
     records = load(step)
     starts = [i for i, r in enumerate(records) if r.scenario == first and r.run in (1, None)]
     return records[starts[-1]:] if starts else []
 
 
 def _median(values: list[float]) -> float | None:
-    import statistics
-
     return statistics.median(values) if values else None
 
 
@@ -197,11 +190,8 @@ def beyond_table() -> str:
     Rows appear once the notebook ran on this machine: the build context (07), a fresh CI runner with
     and without an imported cache (12), and the bytes each image wastes in shadowed or deleted files (13).
     """
-    from basecamp.forensics import latest_forensics
-    from basecamp.results import load
-
     body: list[list[str]] = []
-    context = {r.scenario: r for r in load("07-build-context")}
+    context = {r.scenario: r for r in load("07-build-context") if r.kind == CONTEXT}
     root, ignored = context.get("context: repo root"), context.get("context: repo root + .dockerignore")
     if root and ignored:
         body.append(["07 build context", "context size: repo root vs with .dockerignore",
@@ -212,7 +202,7 @@ def beyond_table() -> str:
     if without and with_:
         body.append(["07 build context", "steps re-run after a notebook edit: without vs with .dockerignore",
                      f"{without.ran_steps} vs {with_.ran_steps}", "—"])
-    batch = _latest_batch("12-ci-cache", "ci-plain")
+    batch = [r for r in _latest_batch("12-ci-cache", "ci-plain") if r.kind == CI]
     plain = _median([r.wall_s for r in batch if r.scenario == "ci-plain" and r.wall_s is not None])
     imported = _median([r.wall_s for r in batch if r.scenario == "ci-import" and r.wall_s is not None])
     if plain and imported:
@@ -223,7 +213,7 @@ def beyond_table() -> str:
     if dance and plain_dl:
         body.append(["12 CI cache", "packages downloaded: empty cache mount vs danced one",
                      f"{max(plain_dl)} vs {max(dance)}", "—"])
-    for f in latest_forensics():
+    for f in forensics.latest_forensics():
         body.append([f"13 forensics {f['step']}", "bytes in shadowed or deleted-later files; efficiency",
                      f"{fmt_bytes(f['wasted_bytes'])} wasted; {f['efficiency']:.2%}", "—"])
     if not body:
@@ -249,10 +239,7 @@ def running_table() -> str:
     Each cell is the median of the latest measurement of that scenario (`basecamp.running.record_running`);
     —: not measured. "reproducible": two `--no-cache` builds of the step gave the same image id.
     """
-    from basecamp.results import load
-    from basecamp.running import RESULTS_STEP
-
-    latest = {r.scenario: r for r in load(RESULTS_STEP)}
+    latest = {r.scenario: r for r in load(RESULTS_STEP) if r.kind == RUNNING}
     steps = sorted({s.split(": ", 1)[1].split(",")[0] for s in latest if ": " in s})
     if not steps:
         return "nothing measured yet on the running images: run notebook 11"

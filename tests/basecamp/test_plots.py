@@ -101,3 +101,25 @@ def test_a_real_browser_draws_the_same_png_twice(fresh: None) -> None:
     first, second = plots.static_png(_figure()), plots.static_png(_figure())
     assert first is not None, plots.static_problem
     assert first.startswith(b"\x89PNG") and first == second
+
+
+# --- the steps side by side, from their rows (basecamp.runs.MeasuredRow) --------------------------
+
+
+def test_compare_draws_each_metric_from_the_rows() -> None:
+    """Sizes in MB with the row's own size text; times as the median with min/max bars; the menu switches."""
+    from test_runs import measurement  # tests/basecamp is on sys.path (pytest imports test files by name)
+
+    rows = [measurement("01-naive", cold=[10.0, 12.0, 10.5]).row(),
+            measurement("06-cache-mounts", cold=[4.0], code_change=[1.0, 2.0]).row()]
+    fig = plots.plot_compare(rows, "code-change", title="t")
+    by = {trace.name: trace for trace in fig.data}
+    size, gzipped = by[plots.METRICS["size"][0]], by[plots.METRICS["gzipped"][0]]
+    assert list(size.y) == [876.533902, 876.533902] and list(size.text) == ["877 MB", "877 MB"]
+    assert list(gzipped.y) == [322.662377, 322.662377] and list(gzipped.text) == ["323 MB", "323 MB"]
+    cold, code = by[plots.METRICS["cold"][0]], by[plots.METRICS["code-change"][0]]
+    assert list(cold.y) == [10.5, 4.0] and list(cold.error_y.arrayminus) == [0.5, 0.0] and list(cold.error_y.array) == [1.5, 0.0]
+    assert list(code.y) == [None, 1.5] and list(code.error_y.array) == [None, 0.5]
+    assert list(code.hovertext) == ["0 runs; cached/ran steps: /", "2 runs; cached/ran steps: 1/2"]
+    assert code.visible is True and size.visible is False, "the metric asked for is shown first"
+    assert "fake builder" in fig.layout.title.text and "python:3.11-bookworm (stand-in)" in fig.layout.title.text

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from basecamp import config, measure, results
+from basecamp import config, measure, readback, results
 from basecamp.errors import InputError
 from basecamp.project import Project, default_project, example_project, use_project
 from basecamp.projectlayout import Package
@@ -190,15 +190,15 @@ def test_results_summary_rows_are_kept_apart_per_project(example: Project) -> No
     results.record(results.Record(step="01-naive", scenario="done", measurement="01@old"))
     _record("01-naive", "hello-svc", "01@hello", 500, 5.0)
     _record("06-cache-mounts", "hello-svc", "06@hello", 100, 4.0)
-    mine = measure.latest_rows(project=example, scenarios=["cold"])
+    mine = readback.latest_rows(project=example, scenarios=["cold"])
     assert [(r["step"], r["project"], r["size_bytes"]) for r in mine] == [
         ("01-naive", "hello-svc", 500), ("06-cache-mounts", "hello-svc", 100)]
-    app = measure.latest_rows(scenarios=["cold"])
+    app = readback.latest_rows(scenarios=["cold"])
     assert [(r["step"], r["project"], r["size_bytes"]) for r in app] == [("01-naive", "annapurna", 1000)]
-    assert measure.measured("06", scenarios=["cold"]) is None, "the repo app has no step 6 measurement"
-    assert measure.measured("06", project=example) is None, "cold only: not step 6's whole protocol"
-    assert measure.measured("06", project=example, scenarios=["cold"]) is not None
-    assert measure.measured("01", project=example, scenarios=["cold"]).image.ref == "annapurna-lab/hello-svc-01-naive:measure"
+    assert readback.measured("06", scenarios=["cold"]) is None, "the repo app has no step 6 measurement"
+    assert readback.measured("06", project=example) is None, "cold only: not step 6's whole protocol"
+    assert readback.measured("06", project=example, scenarios=["cold"]) is not None
+    assert readback.measured("01", project=example, scenarios=["cold"]).image.ref == "annapurna-lab/hello-svc-01-naive:measure"
     rows = summary_rows(["01", "06"], project=example, scenarios=["cold"])  # both measured: nothing is built
     assert [r["cold_median_s"] for r in rows] == [5.0, 4.0]
     assert len(results.load(project="hello-svc")) == 6 and len(results.load(project="annapurna")) == 3

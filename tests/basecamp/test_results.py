@@ -2,7 +2,9 @@ import json
 import multiprocessing
 from pathlib import Path
 
-from basecamp import config
+import pytest
+from basecamp import config, results
+from basecamp.errors import InputError
 from basecamp.results import Record, load, record
 
 
@@ -50,3 +52,26 @@ def test_a_truncated_last_line_is_skipped_and_never_swallows_the_next(tmp_path: 
     record(Record(step="01-naive", scenario="code-change"), path)
     assert [r.scenario for r in load(path=path)] == ["cold", "code-change"]
     assert path.read_text().endswith("\n")
+
+
+@pytest.mark.parametrize(("scenario", "kind"), [
+    ("cold", "run"), ("version-bump", "run"), ("image", "image"), ("done", "done"), ("smoke", "smoke"),
+    ("forensics", "forensics"), ("context: repo root", "context"), ("notebook-edit with .dockerignore", "context"),
+    ("ci-plain", "ci"), ("stop: 06-cache-mounts, shell form", "running"), ("reproducible: 09-hardened-runtime", "running"),
+])
+def test_a_record_says_what_kind_it_is(scenario: str, kind: str) -> None:
+    """Written without a kind (older files, writers that leave it), the kind comes from the scenario."""
+    assert Record(step="s", scenario=scenario).kind == kind
+    assert results.kind_of(scenario) == kind
+
+
+def test_the_kind_is_written_and_read_back_and_an_unknown_one_refused(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    record(Record(step="s", scenario="cold", kind="smoke"), path)
+    assert json.loads(path.read_text())["kind"] == "smoke"
+    with path.open("a") as fh:  # a line without a kind (an older file), and one with a kind from the future
+        fh.write(json.dumps({"step": "s", "scenario": "image"}) + "\n")
+        fh.write(json.dumps({"step": "s", "scenario": "done", "kind": "someday"}) + "\n")
+    assert [(r.scenario, r.kind) for r in load(path=path)] == [("cold", "smoke"), ("image", "image"), ("done", "done")]
+    with pytest.raises(InputError, match="record kind 'nope'"):
+        Record(step="s", scenario="cold", kind="nope")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from basecamp import summary
+from basecamp.runs import SCENARIOS, MeasuredRow, ScenarioCells
+from basecamp.units import fmt_bytes
 
 
-def _row(step: str, size: float, cold: float, code: float | None = None) -> dict[str, Any]:
-    row: dict[str, Any] = {"step": step, "size_bytes": size, "compressed_bytes": size / 3,
-                           "cold_median_s": cold, "cold_min_s": cold - 1, "cold_max_s": cold + 1}
-    if code is not None:
-        row.update(code_change_median_s=code, code_change_min_s=code, code_change_max_s=code)
-    return row
+def _cells(median: float, spread: float) -> ScenarioCells:
+    return ScenarioCells(median_s=median, min_s=median - spread, max_s=median + spread, spread_s=2 * spread, runs=2)
+
+
+def _row(step: str, size: float, cold: float, code: float | None = None) -> MeasuredRow:
+    measured = {"cold": _cells(cold, 1), **({"code-change": _cells(code, 0)} if code is not None else {})}
+    return MeasuredRow(step=step, label=step, smoke="", dockerfile="", project="annapurna", base="b", builder="x",
+                       target="", repeats=2, size_bytes=int(size), size=fmt_bytes(size),
+                       compressed_bytes=int(size / 3), gzipped=fmt_bytes(size / 3),
+                       scenarios={s: measured.get(s, ScenarioCells()) for s in SCENARIOS})
 
 
 ROWS = [_row("01-naive", 800e6, 12.0, 4.0), _row("05-multi-stage", 200e6, 11.0), _row("06-cache-mounts", 160e6, 10.0, 0.1)]
@@ -34,6 +38,8 @@ def test_ratios_name_what_they_divide() -> None:
 
 def test_article_table_has_a_legend() -> None:
     text = summary.article_table(ROWS)
+    multi = next(line for line in text.splitlines() if line.startswith("05-multi-stage")).split("  ")
+    assert [c.strip() for c in multi if c.strip()][-4:] == ["11.0 s (10.0–12.0)", "—", "—", "—"]
     assert "article: the size the article published" in text and "median of the runs (fastest–slowest)" in text
     assert " · " not in text
 
@@ -59,6 +65,7 @@ def test_running_table_reads_notebook_11s_latest_records(tmp_path, monkeypatch) 
         record(Record(step="11-running", scenario=scenario, wall_s=wall))
     record(Record(step="11-running", scenario="reproducible: 09-hardened-runtime", ok=False))
     record(Record(step="09-hardened-runtime", scenario="stop: 09-hardened-runtime", wall_s=99.0))  # another step's
+    record(Record(step="11-running", scenario="stop: 05-multi-stage", kind="run", wall_s=5.0))  # a run, not notebook 11's
     lines = summary.running_table().splitlines()
     assert lines[0].split() == ["step", "stop", "s", "stop", "s,", "shell", "form", "start", "s", "start", "s,", "as",
                                 "root", "start", "s,", "read-only", "reproducible"]
@@ -66,4 +73,5 @@ def test_running_table_reads_notebook_11s_latest_records(tmp_path, monkeypatch) 
     assert six == ["06-cache-mounts", "0.41", "10.12", "0.84", "—", "0.80", "—"]  # the latest record wins
     nine = next(line for line in lines if line.startswith("09-hardened-runtime")).split()
     assert nine == ["09-hardened-runtime", "—", "—", "0.81", "—", "—", "no"]
+    assert not any(line.startswith("05-multi-stage") for line in lines), "selected by kind, not by scenario"
     assert "99.00" not in "\n".join(lines) and any(line.startswith("stop s:") for line in lines)

@@ -9,16 +9,11 @@ from typing import Any
 import pytest
 from basecamp import measure
 from basecamp.errors import InputError
-from basecamp.measure import (
-    dependency_binds,
-    dependency_install_reran,
-    protocol,
-    verify,
-)
+from basecamp.measure import protocol
 from basecamp.scratch import Scratch, new_version, with_version
+from basecamp.verify import dependency_binds, dependency_install_reran, verify
 from basecamp.versionbump import bump_row, format_bump_table
-
-from tests.basecamp.test_measure import MULTI, run_of, with_status
+from test_verify import MULTI, run_of, with_status  # tests/basecamp is on sys.path (pytest imports test files by name)
 
 PYPROJECT = textwrap.dedent('''\
     [project]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from basecamp import config, measure, results
+from basecamp import config, readback, results, tables
 from basecamp.dockerparse import parse
 from basecamp.errors import InputError
 from basecamp.project import Project
@@ -173,13 +173,13 @@ def test_your_dockerfile_lands_beside_the_steps(tmp_path: Path) -> None:
         ("01-naive", "01-naive", 900, ""), ("06-cache-mounts", "06-cache-mounts", 200, ""),
         ("yours", "your Dockerfile (Dockerfile)", 400, "ok")]
     assert rows[2]["cold_median_s"] == 7.0 and rows[2]["dockerfile"] == "/p/Dockerfile"
-    assert [r["step"] for r in measure.latest_rows(project=mine, scenarios=["cold"])] == [
+    assert [r["step"] for r in readback.latest_rows(project=mine, scenarios=["cold"])] == [
         "01-naive", "06-cache-mounts", "yours"]
-    table = measure.format_table(rows)
+    table = tables.format_table(rows)
     assert table.splitlines()[-1] == "yours: your Dockerfile (Dockerfile), smoke test ok"
-    assert "\nyours " in table and measure.measured("yours", project=mine, scenarios=["cold"]).image.ref == \
+    assert "\nyours " in table and readback.measured("yours", project=mine, scenarios=["cold"]).image.ref == \
         "annapurna-lab/hello-svc-yours:measure"
-    assert measure.latest_rows(scenarios=["cold"]) == [], "the repo app's rows hold none of it"
+    assert readback.latest_rows(scenarios=["cold"]) == [], "the repo app's rows hold none of it"
     with pytest.raises(InputError, match="never measured for this project: measure it first"):
         summary_rows(["01", "yours-prod"], project=mine, scenarios=["cold"])
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from basecamp import measure
 from basecamp.project import use_project
 from basecamp.smoke import SmokeResult
+from basecamp.units import fmt_bytes
 
 from tests.projects.test_real_projects import FIXTURES, REAL
 
@@ -47,7 +48,7 @@ def rows(names: list[str]) -> list[str]:
                 m = measure.measure_step(step, project=project, scenarios=["cold", "code-change"], repeats=1,
                                          display="none")
                 smoke = project.smoke_test(m.image.ref)
-                row = (f"| {fixture.name} | {m.step} | {measure.fmt_bytes(m.image.size_bytes)} "
+                row = (f"| {fixture.name} | {m.step} | {fmt_bytes(m.image.size_bytes)} "
                        f"| {_cell(m.scenarios['cold'])} | {_cell(m.scenarios['code-change'])} "
                        f"| {_smoke(smoke)} |")
                 print(row, flush=True)

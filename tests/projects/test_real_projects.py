@@ -19,6 +19,7 @@ import pytest
 from basecamp import config, measure
 from basecamp.errors import InputError
 from basecamp.project import Project, use_project
+from basecamp.units import fmt_bytes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "projects"
 
@@ -254,7 +255,7 @@ def test_a_real_project_builds_serves_and_ships_main_only(docker_client, fixture
     for step in ("01", "05", "06"):
         m = measure.measure_step(step, project=p, scenarios=["cold"], repeats=1, display="none")
         smoke = p.smoke_test(m.image.ref)
-        line = (f"{fixture.name} {m.step}: {measure.fmt_bytes(m.image.size_bytes)}, cold "
+        line = (f"{fixture.name} {m.step}: {fmt_bytes(m.image.size_bytes)}, cold "
                 f"{m.scenarios['cold'].timing()}, smoke {'OK' if smoke.ok else 'FAILED'} ({smoke.summary()})")
         print(line)
         request.config.annapurna_artifacts.append(line)  # type: ignore[attr-defined]
