@@ -38,14 +38,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from basecamp import config
+from basecamp import config, poetry, projectcommand, smoke, steps
+from basecamp.containers import throwaway
 from basecamp.errors import CommandError, InputError
-from basecamp.projectlayout import Package, read_layout, read_lock, relock_command
-
-if TYPE_CHECKING:
-    from basecamp.smoke import SmokeResult
+from basecamp.projectlayout import Package, extra_groups, read_layout, read_lock, relock_command
+from basecamp.scratch import lock_cache_dir, relock
+from basecamp.smoke import SmokeResult
 
 PROJECT_LABEL = config.PROJECT_LABEL
 #: The repo's own app: the package and module every step Dockerfile names.
@@ -107,9 +107,7 @@ class Project:
     def kept_at_source(self) -> tuple[Package, ...]:
         """Packages the command imports by their source path (`uvicorn src.app.main:app` for src/app):
         every step copies these to where they sit in the project, not to their import name."""
-        from basecamp.projectcommand import imports_by_source
-
-        return imports_by_source(self.layout, self.module)
+        return projectcommand.imports_by_source(self.layout, self.module)
 
     @property
     def health_path(self) -> str | None:
@@ -130,9 +128,7 @@ class Project:
     @property
     def code_file(self) -> str:
         """The file a simulated code change appends to: the module the command runs (else a file of the code)."""
-        from basecamp.projectcommand import module_file
-
-        found = module_file(self.root, self.layout, self.module)
+        found = projectcommand.module_file(self.root, self.layout, self.module)
         if found is not None:
             return found
         first = self.layout[0]
@@ -150,11 +146,9 @@ class Project:
 
     def image_tag(self, step: str, label: str = "latest") -> str:
         """annapurna-lab/<step>:<label> for the repo's app, annapurna-lab/<name>-<step>:<label> otherwise."""
-        from basecamp.steps import image_tag, step_name
-
         if self.is_default:
-            return image_tag(step, label)
-        return f"{config.IMAGE_REPO_PREFIX}/{self.name}-{step_name(step)}:{label}"
+            return steps.image_tag(step, label)
+        return f"{config.IMAGE_REPO_PREFIX}/{self.name}-{steps.step_name(step)}:{label}"
 
     def scratch_name(self, name: str) -> str:
         """A scratch-copy name that cannot collide with the repo app's (or another project's)."""
@@ -266,9 +260,7 @@ class Project:
 
     def dockerfile(self, step: str) -> Path:
         """The Dockerfile to build `step` with: the step's own, or this project's derived copy of it."""
-        from basecamp.steps import dockerfile
-
-        original = dockerfile(step)
+        original = steps.dockerfile(step)
         if self.is_default:
             return original
         text = self.adapt(original.read_text(), f"dockerfiles/{original.name}")
@@ -281,10 +273,8 @@ class Project:
     def smoke_test(self, image: str, *, timeout_s: float = 60) -> SmokeResult:
         """The project's smoke test: GET `health_paths` on `port` (the first 2xx wins), or, without HTTP,
         run the image and want exit 0."""
-        from basecamp.smoke import SmokeResult, smoke_test
-
         if self.health_paths:
-            return smoke_test(image, port=self.port, paths=self.health_paths, timeout_s=timeout_s)
+            return smoke.smoke_test(image, port=self.port, paths=self.health_paths, timeout_s=timeout_s)
         t0 = time.perf_counter()
         code, logs = _run_to_exit(image, timeout_s)
         ok = code == 0
@@ -294,35 +284,19 @@ class Project:
 
 def _run_to_exit(image: str, timeout_s: float) -> tuple[int | None, str]:
     """Run `image` as built (its own entrypoint), labelled, no network; (exit code or None on timeout, logs)."""
-    import docker.errors
-    import requests.exceptions
+    import requests.exceptions  # the docker SDK's dependency: loaded with it, not before
 
-    from basecamp import engine
-    from basecamp.errors import LabError
-
-    client = engine.client()
-    try:
-        container = client.containers.create(image, labels=config.made_labels(), network_disabled=True)
-    except docker.errors.ImageNotFound as exc:
-        raise InputError(f"smoke test: no image {image!r} in the engine: build it first") from exc
-    except docker.errors.APIError as exc:
-        raise LabError(f"smoke test: the engine could not create a container of {image}: {exc}") from exc
-    try:
-        container.start()
+    with throwaway(image, start=True, what="smoke test", network_disabled=True) as container:
         try:
             code: int | None = int(container.wait(timeout=timeout_s).get("StatusCode", -1))
         except (requests.exceptions.Timeout, requests.exceptions.ConnectionError):  # the SDK's wait timeout
             code = None
         return code, container.logs(tail=40).decode(errors="replace")
-    finally:
-        container.remove(force=True)
 
 
 @cache
 def default_project() -> Project:
     """The repo's own app: annapurna/, `python -m annapurna.main`, /health on 8000."""
-    from basecamp.projectlayout import extra_groups
-
     groups = extra_groups(tomllib.loads((config.REPO_ROOT / "pyproject.toml").read_text()))
     return Project(name=DEFAULT_NAME, root=config.REPO_ROOT, layout=(Package(DEFAULT_PACKAGE, DEFAULT_PACKAGE),),
                    module=DEFAULT_MODULE, readme=DEFAULT_README, command=("python", "-m", DEFAULT_MODULE),
@@ -393,8 +367,6 @@ def use_project(
     if health_path is not None and health_path != AUTO_HEALTH and not health_path.startswith("/"):
         raise InputError(f"health_path {health_path!r}: must start with '/' (or None for an app without HTTP)")
     health_paths = HEALTH_CANDIDATES if health_path == AUTO_HEALTH else (health_path,) if health_path else ()
-    from basecamp import projectcommand
-
     if command is not None and module is not None:
         raise InputError("use_project: pass `command` or `module`, not both (module='x' is command=['python', '-m', 'x'])")
     if command is not None:
@@ -410,10 +382,8 @@ def use_project(
         package_mode=layout.package_mode,
     )
     if check_lock:
-        from basecamp.poetry import check_lock as poetry_check_lock
-
         try:
-            poetry_check_lock(root)
+            poetry.check_lock(root)
         except CommandError as exc:
             raise InputError(f"{root}: the pinned Poetry cannot use this poetry.lock (`poetry check --lock` "
                              f"failed: it does not match pyproject.toml, or Poetry cannot read it): relock it: "
@@ -486,8 +456,6 @@ def example_project(path: str | Path) -> Project:
     The folder must be empty or missing. The lock is made with the pinned Poetry and the lab's
     index settings, and kept in LAB_HOME/cache/locks/ so the next example needs no resolving.
     """
-    from basecamp.scratch import lock_cache_dir, relock
-
     root = Path(path).expanduser().resolve()
     if root.exists() and any(root.iterdir()):
         raise InputError(f"{root}: the example project needs an empty (or missing) folder")

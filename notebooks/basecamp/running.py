@@ -35,7 +35,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from basecamp import config
+import docker.errors
+
+from basecamp import config, engine
+from basecamp.containers import throwaway
 from basecamp.errors import InputError, LabError
 
 #: The engine's default grace period: `docker stop` sends SIGTERM, waits this long, then SIGKILL.
@@ -103,7 +106,7 @@ class RunSpec:
         return shlex.join(args)
 
     def _run_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"detach": True, "ports": {f"{PORT}/tcp": ("127.0.0.1", None)}}
+        kwargs: dict[str, Any] = {"ports": {f"{PORT}/tcp": ("127.0.0.1", None)}}
         if self.entrypoint is not None:
             kwargs["entrypoint"] = list(self.entrypoint)
         if self.command is not None:
@@ -135,30 +138,17 @@ class _Running:
 @contextmanager
 def _running(spec: RunSpec) -> Iterator[_Running]:
     """Run `spec` detached; yield it with its host port and when `docker run` was called; always remove it."""
-    import docker.errors
-
-    from basecamp import engine
-
     dk = engine.client()
     try:
         dk.images.get(spec.image)
     except docker.errors.ImageNotFound as exc:
         raise InputError(f"no image {spec.image!r} in the engine: build it first") from exc
     t0 = time.perf_counter()
-    try:
-        container = dk.containers.run(spec.image, labels=config.made_labels(), **spec._run_kwargs())
-    except docker.errors.APIError as exc:
-        raise LabError(f"the engine could not start {spec.image} ({spec.name}): {exc}") from exc
-    try:
+    with throwaway(spec.image, start=True, what=spec.name, client=dk, **spec._run_kwargs()) as container:
         container.reload()
         bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{PORT}/tcp") or []
         port = next((int(b["HostPort"]) for b in bindings if b.get("HostPort")), None)
         yield _Running(container, port, t0)
-    finally:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
 
 def _wait_ready(run: _Running, timeout_s: float = READY_TIMEOUT_S) -> float | None:
