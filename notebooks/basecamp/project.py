@@ -40,10 +40,12 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
+import requests.exceptions
+
 from basecamp import config, poetry, projectcommand, smoke, steps
 from basecamp.containers import throwaway
 from basecamp.errors import CommandError, InputError
-from basecamp.projectlayout import Package, extra_groups, read_layout, read_lock, relock_command
+from basecamp.projectlayout import Layout, Package, extra_groups, read_layout, read_lock, relock_command
 from basecamp.scratch import lock_cache_dir, relock
 from basecamp.smoke import SmokeResult
 
@@ -284,8 +286,6 @@ class Project:
 
 def _run_to_exit(image: str, timeout_s: float) -> tuple[int | None, str]:
     """Run `image` as built (its own entrypoint), labelled, no network; (exit code or None on timeout, logs)."""
-    import requests.exceptions  # the docker SDK's dependency: loaded with it, not before
-
     with throwaway(image, start=True, what="smoke test", network_disabled=True) as container:
         try:
             code: int | None = int(container.wait(timeout=timeout_s).get("StatusCode", -1))
@@ -339,6 +339,32 @@ def use_project(
         raise InputError(f"{root}: no such folder")
     if root == config.REPO_ROOT.resolve() and module is None and name is None and command is None:
         return default_project()
+    layout = _read_project(root, check_lock)
+    key = _project_key(root, name or layout.name)
+    health_paths = _health_paths(port, health_path)
+    if command is not None and module is not None:
+        raise InputError("use_project: pass `command` or `module`, not both (module='x' is command=['python', '-m', 'x'])")
+    if command is not None:
+        found = projectcommand.given(root, layout, command)
+    elif module is not None:
+        found = projectcommand.from_module(root, layout, module)
+    else:
+        found = projectcommand.detect(root, layout, port)
+    project = Project(
+        name=key, root=root, layout=layout.packages, module=found.module, readme=layout.readme,
+        command=found.argv, command_reason=found.reason, health_paths=health_paths,
+        extra_groups=layout.extra_groups, optional_groups=layout.optional_groups, port=port,
+        package_mode=layout.package_mode,
+    )
+    if check_lock:
+        _check_lock(root)
+    print(project.describe())
+    return project
+
+
+def _read_project(root: Path, check_lock: bool) -> Layout:
+    """The project's layout from its pyproject.toml and poetry.lock (an unreadable lock is fatal only with
+    `check_lock`); InputError when either file is missing or pyproject.toml is not TOML."""
     missing = [f for f in ("pyproject.toml", "poetry.lock") if not (root / f).is_file()]
     if missing:
         hint = f" (run `{relock_command(root)}`)" if missing == ["poetry.lock"] else ""
@@ -355,41 +381,37 @@ def use_project(
             lock = read_lock(root)
         except InputError:
             pass
-    layout = read_layout(root, data, lock)
-    key = _normalized(name or layout.name)
+    return read_layout(root, data, lock)
+
+
+def _project_key(root: Path, name: str) -> str:
+    """The key a project's results and image tags carry: its name, normalized (and never the app's own)."""
+    key = _normalized(name)
     if not _KEY.match(key):
         raise InputError(f"project name {key!r}: use lower-case letters, digits, '.', '_' or '-' (40 at most)")
     if key == DEFAULT_NAME:
         # another folder with the app's name: keep its results and images apart from the repo's
         key = f"{key}-{hashlib.sha256(str(root).encode()).hexdigest()[:6]}"
+    return key
+
+
+def _health_paths(port: int, health_path: str | None) -> tuple[str, ...]:
+    """The paths the smoke test asks (AUTO_HEALTH: HEALTH_CANDIDATES; None: none, an app without HTTP)."""
     if not 0 < port < 65536:
         raise InputError(f"port {port}: use 1-65535")
     if health_path is not None and health_path != AUTO_HEALTH and not health_path.startswith("/"):
         raise InputError(f"health_path {health_path!r}: must start with '/' (or None for an app without HTTP)")
-    health_paths = HEALTH_CANDIDATES if health_path == AUTO_HEALTH else (health_path,) if health_path else ()
-    if command is not None and module is not None:
-        raise InputError("use_project: pass `command` or `module`, not both (module='x' is command=['python', '-m', 'x'])")
-    if command is not None:
-        found = projectcommand.given(root, layout, command)
-    elif module is not None:
-        found = projectcommand.from_module(root, layout, module)
-    else:
-        found = projectcommand.detect(root, layout, port)
-    project = Project(
-        name=key, root=root, layout=layout.packages, module=found.module, readme=layout.readme,
-        command=found.argv, command_reason=found.reason, health_paths=health_paths,
-        extra_groups=layout.extra_groups, optional_groups=layout.optional_groups, port=port,
-        package_mode=layout.package_mode,
-    )
-    if check_lock:
-        try:
-            poetry.check_lock(root)
-        except CommandError as exc:
-            raise InputError(f"{root}: the pinned Poetry cannot use this poetry.lock (`poetry check --lock` "
-                             f"failed: it does not match pyproject.toml, or Poetry cannot read it): relock it: "
-                             f"`{relock_command(root)}`. {exc}") from exc
-    print(project.describe())
-    return project
+    return HEALTH_CANDIDATES if health_path == AUTO_HEALTH else (health_path,) if health_path else ()
+
+
+def _check_lock(root: Path) -> None:
+    """InputError, with the command that relocks, when the pinned Poetry cannot use the project's poetry.lock."""
+    try:
+        poetry.check_lock(root)
+    except CommandError as exc:
+        raise InputError(f"{root}: the pinned Poetry cannot use this poetry.lock (`poetry check --lock` "
+                         f"failed: it does not match pyproject.toml, or Poetry cannot read it): relock it: "
+                         f"`{relock_command(root)}`. {exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
