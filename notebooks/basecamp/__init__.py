@@ -48,8 +48,8 @@ _EXPORTS = {
     "measure_dockerfile": "yours", "dockerfile_verdict": "yours", "show_verdict": "yours",
     "DockerfileVerdict": "yours",
     "RunSpec": "running", "shipped": "running", "shell_form": "running", "measure_stop": "running", "measure_start": "running",
-    "measure_health": "running", "least_privilege": "running", "reproducibility": "running",
-    "compare_images": "running", "record_running": "running", "plot_running": "running", "engine_held": "running", "running_table": "summary",
+    "measure_health": "running", "least_privilege": "running", "reproducibility": "reproducible",
+    "compare_images": "reproducible", "record_running": "running", "plot_running": "running", "engine_held": "running", "running_table": "summary",
 }
 _RENAMED = {"article_figure": "figure", "load_results": "load", "uv_lock": "lock", "compare_locks": "compare"}
 

@@ -1,28 +1,57 @@
-"""Make sure the two base images the step Dockerfiles name exist locally.
+"""Make sure the base images the step Dockerfiles name exist locally.
 
 Present → kept. Else `docker pull`. Else a stand-in is built from Debian packages: debootstrap a
 minimal bookworm with Python 3.11 + pip (the slim one), then add build tools and -dev libraries on
 top of it (the full one). Both then run the step Dockerfiles unchanged, with one interpreter path.
-The Debian mirror comes from this machine's apt sources, the package index from pip's settings.
+The Debian mirror comes from this machine's apt sources (basecamp.aptsources), the package index from
+pip's settings; the recipes are files, dockerfiles/bases/*.Dockerfile (basecamp.baserecipes). Step 9's
+distroless-like runtime base is a stand-in too (`ensure_distroless`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from . import config, process
+from . import config
+from .aptsources import (  # noqa: F401  (re-exported: basecamp.bases is where the lab's bases are)
+    AptSource,
+    DebianMirror,
+    apt_sources,
+    debian_mirror,
+    host_apt_options,
+    parse_apt_config_dump,
+    parse_deb822,
+    parse_one_line,
+)
+from .baserecipes import (
+    APT_CLEAN,
+    DPKG_EXCLUDES,
+    IMAGE_CA_BUNDLE,
+    SLIM_PACKAGES,
+    HostInputs,
+    apt_conf,
+    distroless_dockerfile,
+    distroless_packages,
+    distroless_recipe_hash,
+    full_dockerfile,
+    full_packages,
+    host_inputs,
+    python_of,
+    recipe_hash,
+    slim_build_args,
+    slim_dockerfile,
+    standin_env,
+    suite_of,
+)
 from .engine import (
     apt_install,
     client,
@@ -33,52 +62,12 @@ from .engine import (
     run,
 )
 from .errors import BuildError, CommandError, EngineError, InputError, LabError
-from .index import IndexSettings, has_credentials, index_settings, redact
 
 BASES_DIR = config.LAB_HOME / "bases"
-#: Bump when the recipe changes in a way the hashed texts below do not show.
-RECIPE_VERSION = 1
 RECIPE_LABEL = "org.annapurna.standin-recipe"
 DESCRIPTION_LABEL = "org.opencontainers.image.description"
 #: Every stand-in is also tagged here, so a stand-in is findable even when the real tag is not its own.
 STANDIN_REPO = f"{config.IMAGE_REPO_PREFIX}/standin"
-
-#: Where the image keeps the trust store (Debian's system bundle path).
-IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-
-SLIM_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates")
-#: Roughly buildpack-deps (curl + scm + the usual -dev libraries), without the heavy imaging stack.
-FULL_PACKAGES = (
-    "build-essential", "python3-dev", "pkg-config", "autoconf", "automake", "libtool",
-    "git", "curl", "wget", "gnupg", "openssh-client", "netbase", "procps", "unzip", "xz-utils", "bzip2", "file",
-    "libffi-dev", "libssl-dev", "zlib1g-dev", "libbz2-dev", "libreadline-dev", "libsqlite3-dev",
-    "liblzma-dev", "libncurses-dev", "libgdbm-dev", "libdb-dev", "libexpat1-dev", "uuid-dev",
-    "libxml2-dev", "libxslt1-dev", "libyaml-dev", "libpq-dev", "libjpeg-dev", "libpng-dev",
-    "libcurl4-openssl-dev", "libgmp-dev", "libkrb5-dev",
-)  # fmt: skip
-
-#: dpkg keeps these out of the image on every later `apt-get install` too (as Debian's slim images do).
-DPKG_EXCLUDES = """\
-path-exclude /usr/share/doc/*
-path-include /usr/share/doc/*/copyright
-path-exclude /usr/share/man/*
-path-exclude /usr/share/info/*
-path-exclude /usr/share/groff/*
-path-exclude /usr/share/lintian/*
-path-exclude /usr/share/locale/*
-path-include /usr/share/locale/locale.alias
-path-exclude /usr/lib/python3*/EXTERNALLY-MANAGED
-"""
-#: No package caches left behind by apt (the docker-clean file of Debian's images).
-APT_CLEAN = """\
-DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
-APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
-Dir::Cache::pkgcache "";
-Dir::Cache::srcpkgcache "";
-APT::Install-Recommends "false";
-"""
-#: Host apt options a stand-in inherits (a snapshot mirror needs the date checks off, for instance).
-INHERITED_APT_OPTIONS = ("Acquire::Check-Valid-Until", "Acquire::Check-Date")
 
 
 @dataclass
@@ -91,276 +80,6 @@ class BaseImage:
     is_standin: bool
     size_bytes: int
     seconds: float
-
-
-# --- apt sources ----------------------------------------------------------------------------------
-
-
-@dataclass
-class AptSource:
-    """One apt source entry (either file format)."""
-
-    types: list[str]
-    uris: list[str]
-    suites: list[str]
-    components: list[str]
-    options: dict[str, str] = field(default_factory=dict)
-    enabled: bool = True
-
-
-def parse_deb822(text: str) -> list[AptSource]:
-    """Entries of a deb822 `.sources` file (stanzas separated by blank lines, `#` comments)."""
-    entries: list[AptSource] = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        last = ""
-        for line in stanza.splitlines():
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            if line[0] in " \t" and last:
-                fields[last] += " " + line.strip()
-                continue
-            key, sep, value = line.partition(":")
-            if sep:
-                last = key.strip().lower()
-                fields[last] = value.strip()
-        if not fields.get("uris"):
-            continue
-        known = {"types", "uris", "suites", "components", "enabled"}
-        entries.append(
-            AptSource(
-                types=fields.get("types", "").split(),
-                uris=fields.get("uris", "").split(),
-                suites=fields.get("suites", "").split(),
-                components=fields.get("components", "").split(),
-                options={k: v for k, v in fields.items() if k not in known},
-                enabled=fields.get("enabled", "yes").lower() not in ("no", "false", "0"),
-            )
-        )
-    return entries
-
-
-def parse_one_line(text: str) -> list[AptSource]:
-    """Entries of a one-line `sources.list` (`deb [opts] uri suite comp...`)."""
-    entries: list[AptSource] = []
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        options: dict[str, str] = {}
-        match = re.match(r"^(\S+)\s+\[([^\]]*)\]\s+(.*)$", line)
-        if match:
-            kind, opts, rest = match.groups()
-            for opt in opts.split():
-                key, _, value = opt.partition("=")
-                options[key.lower()] = value
-        else:
-            kind, _, rest = line.partition(" ")
-        words = rest.split()
-        if kind not in ("deb", "deb-src") or len(words) < 2:
-            continue
-        entries.append(AptSource(types=[kind], uris=[words[0]], suites=[words[1]], components=words[2:], options=options))
-    return entries
-
-
-def apt_sources(etc_apt: Path = Path("/etc/apt")) -> list[AptSource]:
-    """Every enabled apt source of this machine, from both file formats."""
-    entries: list[AptSource] = []
-    files = [etc_apt / "sources.list", *sorted((etc_apt / "sources.list.d").glob("*.list"))]
-    for path in files:
-        if path.is_file():
-            entries += parse_one_line(path.read_text(errors="replace"))
-    for path in sorted((etc_apt / "sources.list.d").glob("*.sources")):
-        entries += parse_deb822(path.read_text(errors="replace"))
-    return [e for e in entries if e.enabled]
-
-
-DEBIAN_SUITES = {
-    "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid",
-    "oldoldstable", "oldstable", "stable", "testing", "unstable",
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class DebianMirror:
-    """A Debian archive URL and the suite to bootstrap from it."""
-
-    url: str
-    suite: str
-
-
-def debian_mirror(sources: Iterable[AptSource], suite: str) -> DebianMirror:
-    """The host's Debian archive (an entry with a plain Debian release suite), to bootstrap `suite` from."""
-    ranked: list[tuple[int, str]] = []
-    for entry in sources:
-        if "deb" not in entry.types or "main" not in entry.components:
-            continue
-        for uri in entry.uris:
-            if not uri.startswith(("http://", "https://")):
-                continue
-            if suite in entry.suites:
-                ranked.append((0, uri))
-            elif set(entry.suites) & DEBIAN_SUITES:
-                ranked.append((1, uri))
-    if not ranked:
-        raise LabError(
-            f"No Debian archive in this machine's apt sources (/etc/apt/sources.list, "
-            f"/etc/apt/sources.list.d/): cannot bootstrap Debian {suite} for a stand-in base. "
-            "Pull the real images instead (`docker pull " + config.SLIM_BASE + "`)."
-        )
-    return DebianMirror(url=min(ranked)[1].rstrip("/"), suite=suite)
-
-
-def parse_apt_config_dump(text: str, names: Iterable[str] = INHERITED_APT_OPTIONS) -> dict[str, str]:
-    """The given options from `apt-config dump` output (`Name "value";` lines)."""
-    wanted = set(names)
-    options: dict[str, str] = {}
-    for line in text.splitlines():
-        match = re.match(r'^(\S+)\s+"(.*)";$', line.strip())
-        if match and match.group(1) in wanted:
-            options[match.group(1)] = match.group(2)
-    return options
-
-
-def host_apt_options(names: Iterable[str] = INHERITED_APT_OPTIONS) -> dict[str, str]:
-    """The given apt options as `apt-config dump` reports them on this machine (empty without apt)."""
-    proc = process.attempt(["apt-config", "dump"], timeout=30)
-    if proc is None:
-        return {}
-    return parse_apt_config_dump(proc.stdout, names)
-
-
-# --- the recipe -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HostInputs:
-    """Everything a stand-in takes from this machine; part of its recipe hash."""
-
-    mirror: DebianMirror
-    index: IndexSettings
-    ca_bundle_sha256: str | None
-    apt_options: dict[str, str]
-    plugin_version: str
-
-
-def suite_of(tag: str) -> str:
-    """The Debian suite a python tag names: python:3.11-slim-bookworm → bookworm."""
-    return tag.rsplit("-", 1)[-1]
-
-
-def python_of(tag: str) -> str:
-    """The Python version a python tag names: python:3.11-bookworm → 3.11."""
-    return tag.split(":", 1)[1].split("-", 1)[0]
-
-
-def host_inputs() -> HostInputs:
-    """Read the mirror, index, trust store and apt options of this machine."""
-    settings = index_settings()
-    bundle = settings.ca_bundle
-    return HostInputs(
-        mirror=debian_mirror(apt_sources(), suite_of(config.SLIM_BASE)),
-        index=settings,
-        ca_bundle_sha256=hashlib.sha256(bundle.read_bytes()).hexdigest() if bundle else None,
-        apt_options=host_apt_options(),
-        plugin_version=config.project_settings()["poetry-mirror-plugin"],
-    )
-
-
-def standin_env(settings: IndexSettings, ca_bundle: bool) -> dict[str, str]:
-    """ENV a stand-in bakes in for the index and trust store; refuses an index URL with credentials."""
-    if has_credentials(settings.url):
-        raise InputError(
-            f"The package index URL {redact(settings.url)} carries credentials; baking it into an image "
-            "would publish them in its layers. Give the stand-in a URL without credentials "
-            "(PIP_INDEX_URL), and pass secrets to builds as build secrets (`RUN --mount=type=secret`)."
-        )
-    env = {"LANG": "C.UTF-8"}
-    if ca_bundle:
-        env["SSL_CERT_FILE"] = IMAGE_CA_BUNDLE
-        env["REQUESTS_CA_BUNDLE"] = IMAGE_CA_BUNDLE
-    if not settings.is_default:
-        env["PIP_INDEX_URL"] = settings.url
-    if settings.needs_mirror:
-        env["POETRY_PYPI_MIRROR_URL"] = settings.url
-    return env
-
-
-def apt_conf(options: dict[str, str]) -> str:
-    """apt.conf lines for the inherited host options."""
-    return "".join(f'{key} "{value}";\n' for key, value in sorted(options.items()))
-
-
-def slim_dockerfile(inputs: HostInputs) -> str:
-    """The Dockerfile that turns the bootstrapped root file system (rootfs.tar) into the slim stand-in."""
-    env = standin_env(inputs.index, inputs.ca_bundle_sha256 is not None)
-    env_lines = " \\\n    ".join(f"{k}={json.dumps(v)}" for k, v in env.items())
-    plugin = ""
-    if inputs.index.needs_mirror:
-        plugin = f" \\\n    && pip install --no-cache-dir --no-deps poetry-plugin-pypi-mirror=={inputs.plugin_version}"
-    return (
-        "# The slim stand-in: Debian's own root file system (debootstrap minbase with python3 and venv),\n"
-        "# made on this machine because no registry answers.\n"
-        "FROM scratch\n"
-        "# The bootstrapped and trimmed root file system, unpacked as the image's one layer of files.\n"
-        "ADD rootfs.tar /\n"
-        "# This machine's package index and trust store (never credentials), and a UTF-8 locale.\n"
-        f"ENV {env_lines}\n"
-        "# pip from the wheel Debian ships for venv, installed into /usr/local like the official images\n"
-        "RUN set -- /usr/share/python-wheels/pip-*.whl \\\n"
-        '    && python3 "$1/pip" install --no-cache-dir --no-index /usr/share/python-wheels/pip-*.whl'
-        " /usr/share/python-wheels/setuptools-*.whl"
-        f"{plugin} \\\n"
-        "    && python --version && pip --version \\\n"
-        "    && rm -rf /root/.cache\n"
-        "# Like the official python images: a bare `docker run` starts the interpreter.\n"
-        'CMD ["python3"]\n'
-    )
-
-
-def full_dockerfile(slim_ref: str) -> str:
-    """The Dockerfile that adds build tools and -dev libraries on top of the slim stand-in."""
-    packages = " \\\n        ".join(FULL_PACKAGES)
-    return (
-        "# The full stand-in: the slim one plus the compilers, git, curl and -dev libraries of the full image.\n"
-        f"FROM {slim_ref}\n"
-        "# Build tools and headers from Debian; apt's lists and caches go in the same RUN, so no layer keeps them.\n"
-        "# The versions are the suite's on the day the stand-in is built; the recipe hash records mirror and suite.\n"
-        "# DL3008: a pin per package would break with every Debian point release.\n"
-        "# hadolint ignore=DL3008\n"
-        "RUN export DEBIAN_FRONTEND=noninteractive \\\n"
-        "    && apt-get update \\\n"
-        f"    && apt-get install -y --no-install-recommends \\\n        {packages} \\\n"
-        "    && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log\n"
-        "# Like the official python images: a bare `docker run` starts the interpreter.\n"
-        'CMD ["python3"]\n'
-    )
-
-
-def _digest(payload: dict[str, object]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def recipe_hash(kind: str, inputs: HostInputs) -> str:
-    """A stable hash of everything a stand-in of this kind is made from."""
-    slim = _digest(
-        {
-            "version": RECIPE_VERSION,
-            "tag": config.SLIM_BASE,
-            "mirror": inputs.mirror.url,
-            "suite": inputs.mirror.suite,
-            "packages": list(SLIM_PACKAGES),
-            "dockerfile": slim_dockerfile(inputs),
-            "dpkg": DPKG_EXCLUDES,
-            "apt": APT_CLEAN + apt_conf(inputs.apt_options),
-            "ca": inputs.ca_bundle_sha256,
-        }
-    )
-    if kind == "slim":
-        return slim
-    if kind == "full":
-        return _digest({"slim": slim, "tag": config.FULL_BASE, "dockerfile": full_dockerfile("{slim}")})
-    raise InputError(f"kind must be 'full' or 'slim', not {kind!r}")
 
 
 # --- images ---------------------------------------------------------------------------------------
@@ -555,8 +274,8 @@ def _build_slim(dk: docker.DockerClient, inputs: HostInputs, digest: str, progre
         run(["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf", str(context / "rootfs.tar"), "."])
         shutil.rmtree(rootfs)
         (context / "Dockerfile").write_text(slim_dockerfile(inputs))
-        image_id = _stream_build(dk, standin_ref("slim"), context,
-                                 standin_labels("slim", digest), progress)  # fmt: skip
+        image_id = _stream_build(dk, standin_ref("slim"), context, standin_labels("slim", digest), progress,
+                                 buildargs=slim_build_args(inputs))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return image_id
@@ -568,10 +287,10 @@ def _build_full(dk: docker.DockerClient, inputs: HostInputs, slim_id: str, diges
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        (work / "Dockerfile").write_text(full_dockerfile(slim_id))
-        progress(f"  apt-get install {len(FULL_PACKAGES)} packages on top of the slim stand-in ...")
-        return _stream_build(dk, standin_ref("full"), work,
-                             standin_labels("full", digest), progress, extra_hosts=_mirror_hosts(inputs.mirror) or None)  # fmt: skip
+        (work / "Dockerfile").write_text(full_dockerfile())
+        progress(f"  apt-get install {len(full_packages())} packages on top of the slim stand-in ...")
+        return _stream_build(dk, standin_ref("full"), work, standin_labels("full", digest), progress,
+                             extra_hosts=_mirror_hosts(inputs.mirror) or None, buildargs={"SLIM_IMAGE": slim_id})
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -695,80 +414,8 @@ def _ensure_bases(force: bool, progress: Callable[[str], None]) -> list[BaseImag
 
 #: What the distroless stand-in stands in for (named without its registry host, which the lab never writes).
 DISTROLESS_FOR = "distroless/python3-debian12"
-#: The user a distroless `:nonroot` image runs as, and its home.
+#: The user a distroless `:nonroot` image runs as (dockerfiles/bases/distroless.Dockerfile writes its account).
 NONROOT_UID = 65532
-#: Bump when the distroless recipe changes in a way its Dockerfile text does not show.
-DISTROLESS_RECIPE_VERSION = 1
-#: The Debian packages the interpreter needs (libpython3.11-stdlib's Depends, minus the NIS module's
-#: libnsl2/libtirpc3), the C/C++ runtime of compiled wheels, and a few data packages. No shell,
-#: no coreutils, no apt or dpkg: only `dpkg-deb -x` of these, nothing from their maintainer scripts.
-DISTROLESS_PACKAGES = (
-    "base-files", "netbase", "tzdata", "media-types",
-    "libc6", "libgcc-s1", "libstdc++6", "libssl3", "zlib1g", "libexpat1", "libffi8", "libbz2-1.0", "liblzma5",
-    "libcrypt1", "libdb5.3", "libncursesw6", "libtinfo6", "libreadline8", "libsqlite3-0", "libuuid1",
-    "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
-)  # fmt: skip
-#: The accounts of a distroless image: root, nonroot and nobody, none with a login shell.
-DISTROLESS_PASSWD = (
-    "root:x:0:0:root:/root:/sbin/nologin\n"
-    f"nonroot:x:{NONROOT_UID}:{NONROOT_UID}:nonroot:/home/nonroot:/sbin/nologin\n"
-    "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
-)
-DISTROLESS_GROUP = f"root:x:0:\nnonroot:x:{NONROOT_UID}:\nnobody:x:65534:\n"
-
-
-def _printf(text: str) -> str:
-    """A shell `printf` argument that writes `text` exactly (newlines as \\n)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "'\\''").replace("\n", "\\n") + "'"
-
-
-def distroless_dockerfile(slim_ref: str) -> str:
-    """The Dockerfile of the distroless stand-in: unpack Debian packages in the slim image, keep only them."""
-    packages = " \\\n        ".join(DISTROLESS_PACKAGES)
-    return (
-        "# The distroless stand-in, stage 1: the interpreter's Debian packages unpacked into /rootfs, files only\n"
-        "# (`dpkg-deb -x`: none of their maintainer scripts runs).\n"
-        f"FROM {slim_ref} AS unpack\n"
-        "# Download and unpack; trim docs, man pages and locales; write the accounts, nsswitch and the CA bundle.\n"
-        "# DL3003: `cd` inside this one RUN keeps the paths relative to /rootfs; a WORKDIR would outlive it.\n"
-        "# hadolint ignore=DL3003\n"
-        "RUN export DEBIAN_FRONTEND=noninteractive \\\n"
-        "    && apt-get update \\\n"
-        "    && mkdir -p /rootfs /tmp/debs && cd /tmp/debs \\\n"
-        f"    && apt-get download \\\n        {packages} \\\n"
-        '    && for deb in *.deb; do dpkg-deb -x "$deb" /rootfs; done \\\n'
-        "    && cd /rootfs \\\n"
-        "    && find usr/share/doc -type f ! -name copyright -delete \\\n"
-        "    && rm -rf usr/share/man usr/share/info usr/share/lintian usr/share/locale usr/share/gcc usr/share/gdb \\\n"
-        "        usr/lib/*/gconv etc/profile.d etc/update-motd.d \\\n"
-        "    && mkdir -p etc/ssl/certs tmp root home/nonroot \\\n"
-        f"    && cp {IMAGE_CA_BUNDLE} etc/ssl/certs/ \\\n"
-        f"    && printf {_printf(DISTROLESS_PASSWD)} > etc/passwd \\\n"
-        f"    && printf {_printf(DISTROLESS_GROUP)} > etc/group \\\n"
-        "    && printf 'hosts: files dns\\n' > etc/nsswitch.conf \\\n"
-        "    && printf 'include /etc/ld.so.conf.d/*.conf\\n' > etc/ld.so.conf \\\n"
-        "    && ln -s python3.11 usr/bin/python3 \\\n"
-        "    && chmod 1777 tmp && chmod 700 root home/nonroot \\\n"
-        f"    && chown {NONROOT_UID}:{NONROOT_UID} home/nonroot \\\n"
-        "    && ldconfig -r /rootfs \\\n"
-        "    && rm -rf /tmp/debs /var/lib/apt/lists/*\n"
-        "# Stage 2: only the unpacked files, nothing of the slim image they were unpacked in.\n"
-        "FROM scratch\n"
-        "# The packages' files, the accounts and the trust store.\n"
-        "COPY --from=unpack /rootfs/ /\n"
-        "# The distroless image's PATH and locale, and where Python's ssl finds the CA bundle.\n"
-        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\\n"
-        "    LANG=C.UTF-8 \\\n"
-        f"    SSL_CERT_FILE={IMAGE_CA_BUNDLE}\n"
-        "# Like the distroless python image: the interpreter itself, no shell to parse a command.\n"
-        'ENTRYPOINT ["/usr/bin/python3.11"]\n'
-    )
-
-
-def distroless_recipe_hash(slim_id: str) -> str:
-    """A stable hash of the distroless stand-in's recipe: its Dockerfile and the slim image it unpacks in."""
-    return _digest({"version": DISTROLESS_RECIPE_VERSION, "slim": slim_id,
-                    "dockerfile": distroless_dockerfile("{slim}")})
 
 
 def distroless_labels(digest: str) -> dict[str, str]:
@@ -780,7 +427,7 @@ def distroless_labels(digest: str) -> dict[str, str]:
             RECIPE_LABEL: digest,
             DESCRIPTION_LABEL: (
                 f"Stand-in for {DISTROLESS_FOR} (no registry reachable): Debian {suite_of(config.SLIM_BASE)} "
-                f"python3.11 at /usr/bin/python3.11 unpacked from {len(DISTROLESS_PACKAGES)} Debian packages, "
+                f"python3.11 at /usr/bin/python3.11 unpacked from {len(distroless_packages())} Debian packages, "
                 f"no shell, no pip, user nonroot ({NONROOT_UID}); built by annapurna's basecamp.bases."
             ),
         }
@@ -811,13 +458,14 @@ def _ensure_distroless(force: bool, progress: Callable[[str], None]) -> BaseImag
         progress(f"{tag}: stand-in present (recipe {digest[:12]})")
         return BaseImage(tag, "distroless", "stand-in present", True, _size(image), time.monotonic() - started)
     state = "not present" if image is None else "stand-in rebuild forced" if force else "outdated stand-in"
-    progress(f"{tag}: {state}; unpacking {len(DISTROLESS_PACKAGES)} Debian packages in {config.SLIM_BASE} ...")
+    progress(f"{tag}: {state}; unpacking {len(distroless_packages())} Debian packages in {config.SLIM_BASE} ...")
     work = BASES_DIR / f"distroless-{digest[:12]}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        (work / "Dockerfile").write_text(distroless_dockerfile(config.SLIM_BASE))  # BuildKit wants a name
-        build(work / "Dockerfile", work, tag, labels=distroless_labels(digest), display="none")
+        (work / "Dockerfile").write_text(distroless_dockerfile())  # the build's context: an empty folder
+        build(work / "Dockerfile", work, tag, build_args={"SLIM_IMAGE": config.SLIM_BASE},
+              labels=distroless_labels(digest), display="none")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     made = dk.images.get(tag)

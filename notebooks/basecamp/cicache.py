@@ -21,17 +21,21 @@ build that mounts the same cache id and writes its contents as a tarball to a ho
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from basecamp import config
-from basecamp.build import BuildCounts
-from basecamp.errors import BuildError, CommandError, LabError
+import docker.errors
+
+from basecamp import buildcache, config, disk, engine, images, process, registry
+from basecamp.build import BuildCounts, build
+from basecamp.errors import BuildError, LabError
+from basecamp.installer import install_report
+from basecamp.results import Record, record
+from basecamp.steps import STEP_LABEL
+from basecamp.units import fmt_bytes
 
 if TYPE_CHECKING:
     from basecamp.build import BuildResult
@@ -110,25 +114,21 @@ def cache_dir() -> Path:
 
 
 def _docker() -> tuple[list[str], dict[str, str]]:
-    from basecamp import engine
-
+    """The BuildKit docker CLI: its argv and what it adds to this process's environment."""
     cli = engine.buildkit_cli()
     if cli is None:
         raise LabError("no docker CLI builds with BuildKit here: the CI cache needs BuildKit")
-    return list(cli.argv), {**os.environ, **cli.env}
+    return list(cli.argv), dict(cli.env)
 
 
 def try_build_flags(flags: list[str], context: Path, dockerfile: Path) -> Attempt:
     """Run `docker build <flags>` once, as this engine's BuildKit CLI, and keep what it said."""
-    from basecamp import buildcache
-
     argv, env = _docker()
     full = [*argv, "--progress=plain", *flags, "-f", str(dockerfile), str(context)]
     with buildcache.track(note="ci-cache probe"):  # a cache mount it makes is the lab's to prune
-        proc = subprocess.run(full, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                              timeout=600, check=False)
+        proc = process.run(full, env=env, timeout=600, check=False)
     shown = [Path(a).name if a.startswith("/") else a for a in full]
-    return Attempt(shown, proc.returncode, proc.stdout + proc.stderr)
+    return Attempt(shown, proc.returncode, proc.output)
 
 
 def cache_to_flags(dest: Path) -> list[str]:
@@ -143,26 +143,20 @@ def cache_from_flags(src: Path) -> list[str]:
 
 def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                          timeout=900, check=False)
-    if proc.returncode != 0:
-        raise CommandError(argv, proc.returncode, proc.stdout + proc.stderr, what)
+    process.run(argv, env=env, timeout=900, hint=what)
     return time.perf_counter() - t0
 
 
 def _output_build(dockerfile: Path, context: Path, dest: Path, note: str) -> float:
     """A build whose result goes to a host folder (`-o type=local`), cache mounts tracked as the lab's."""
-    from basecamp import buildcache
-
     argv, env = _docker()
     full = [*argv, "--progress=plain", "--build-arg", f"DANCE_ID={uuid.uuid4().hex}", "-f", str(dockerfile),
             "-o", f"type=local,dest={dest}", str(context)]
     with buildcache.track(note=note):
         t0 = time.perf_counter()
-        proc = subprocess.run(full, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                              timeout=900, check=False)
+        proc = process.run(full, env=env, timeout=900, check=False)
     if proc.returncode != 0:
-        raise BuildError(full, proc.returncode, (proc.stdout + proc.stderr)[-3000:], None)
+        raise BuildError(full, proc.returncode, proc.output[-3000:], None)
     return time.perf_counter() - t0
 
 
@@ -204,10 +198,6 @@ def load_image(tarball: Path) -> float:
 
 def forget(client: Any, tag: str, record_ids: list[str]) -> None:
     """Make the engine a fresh runner again for this build: its image, its records, the lab's mounts."""
-    import docker.errors
-
-    from basecamp import buildcache
-
     try:
         client.images.remove(tag, force=True)
     except docker.errors.ImageNotFound:
@@ -225,10 +215,6 @@ def forget(client: Any, tag: str, record_ids: list[str]) -> None:
 def runner_build(app: Scratch, runner: str, *, cache_from: list[str] | None = None,
                  display: Any = "none") -> tuple[BuildResult, list[str]]:
     """Build the CI-runner Dockerfile (target runtime) with inline cache; return it and its new records."""
-    from basecamp import disk
-    from basecamp.build import build
-    from basecamp.steps import STEP_LABEL
-
     disk.ensure_disk_space()  # build() leaves the free-disk check to its callers
     result = build(RUNNER_DOCKERFILE, app.path, f"{RUNNER_TAG}:{runner}", target="runtime",
                    build_args={"CI_RUNNER": runner, "BUILDKIT_INLINE_CACHE": "1"},
@@ -238,16 +224,12 @@ def runner_build(app: Scratch, runner: str, *, cache_from: list[str] | None = No
 
 
 def _downloads(result: BuildResult) -> int | None:
-    from basecamp.installer import install_report
-
     report = install_report(result)
     return None if report.downloaded is None else len(report.downloaded)
 
 
 def cold_problem(result: BuildResult) -> str:
     """Why a fresh-runner build was not cold ("" when it was): a cached layer, or packages from the mount."""
-    from basecamp.installer import install_report
-
     if result.cached_steps:
         return f"{len(result.cached_steps)} steps came from the layer cache"
     report = install_report(result)
@@ -262,8 +244,6 @@ def fresh_build(app: Scratch, *, display: Any = "none") -> tuple[BuildResult, li
     Another build sharing the engine can leave the mount non-empty; such a run is thrown away
     (its image and records forgotten) and the build repeated, up to COLD_TRIES times.
     """
-    from basecamp import buildcache, engine
-
     client = engine.client()
     problem = ""
     for _ in range(COLD_TRIES):
@@ -284,8 +264,6 @@ def ci_round(app: Scratch, *, display: Any = "none") -> tuple[CiRun, CiRun]:
     the import build loads the tarball and builds with `--cache-from`. Both runs use the same new
     runner id, so the import build's only source of cached layers is the loaded image.
     """
-    from basecamp import engine
-
     client = engine.client()
     plain, ids, runner = fresh_build(app, display=display)
     tag = f"{RUNNER_TAG}:{runner}"
@@ -306,8 +284,6 @@ def dance_round(app: Scratch, *, display: Any = "none") -> tuple[CiRun, CiRun, P
     Run 2 ("dance"): fresh runner again (build and mounts forgotten), `inject_mount()` restores the
     contents, then a cold build with a new runner id (no layer cache): only the mount differs.
     """
-    from basecamp import engine
-
     client = engine.client()
     plain, ids, first = fresh_build(app, display=display)
     plain_run = CiRun("plain", first, 0.0, plain, _downloads(plain))
@@ -323,8 +299,6 @@ def dance_round(app: Scratch, *, display: Any = "none") -> tuple[CiRun, CiRun, P
 
 def record_ci(runs: list[CiRun]) -> None:
     """Write notebook 12's runs to the results file (step "12-ci-cache", scenario "ci-<mode>"), for the summary."""
-    from basecamp.results import Record, record
-
     counts: dict[str, int] = {}
     for r in runs:
         counts[r.mode] = counts.get(r.mode, 0) + 1
@@ -355,8 +329,6 @@ class RegistryRound:
     gzip_estimate: int = 0
 
     def line(self) -> str:
-        from basecamp.units import fmt_bytes
-
         return (f"{self.fresh.mode:8s} {self.fresh.total_s:6.1f} s: {self.fresh.cached} cached, {self.fresh.ran} ran, "
                 f"downloads {self.fresh.downloads}; pulled {fmt_bytes(self.served.blob_bytes)} in "
                 f"{self.served.blobs} blob(s) of the {fmt_bytes(self.stored.compressed_bytes)} the registry stores "
@@ -369,8 +341,6 @@ def registry_round(app: Scratch, reg: Any, *, display: Any = "none") -> Registry
 
     Both builds use the same new runner id, so runner 2's only source of cached layers is the registry.
     """
-    from basecamp import engine, registry
-
     client = engine.client()
     plain, ids, runner = fresh_build(app, display=display)
     tag = f"{RUNNER_TAG}:{runner}"
@@ -404,8 +374,6 @@ class PushedSize:
         return (self.gzip_estimate - self.stored_bytes) / self.stored_bytes
 
     def line(self) -> str:
-        from basecamp.units import fmt_bytes
-
         return (f"{self.ref}: the registry stores {fmt_bytes(self.stored_bytes)} in {self.layers} compressed layers "
                 f"+ config; `docker save | gzip` estimated {fmt_bytes(self.gzip_estimate)} "
                 f"({self.estimate_off:+.1%})")
@@ -413,8 +381,6 @@ class PushedSize:
 
 def pushed_size(reg: Any, ref: str) -> PushedSize:
     """Push `ref` to `reg` and set the manifest's compressed size beside the gzip estimate."""
-    from basecamp import registry
-
     registry.push(reg, ref)
     stored = registry.manifest(reg, ref)
     return PushedSize(ref, stored.compressed_bytes, len(stored.layers), compressed_size(ref))
@@ -422,17 +388,11 @@ def pushed_size(reg: Any, ref: str) -> PushedSize:
 
 def compressed_size(ref: str) -> int:
     """The lab's gzip estimate of an image (basecamp.images.compressed_size, cached per image id)."""
-    from basecamp.images import compressed_size as estimate
-
-    return estimate(ref)
+    return images.compressed_size(ref)
 
 
 def pushed_sizes(reg: Any, refs: list[str]) -> tuple[list[PushedSize], list[str]]:
     """`pushed_size` of each of `refs` the engine has; the refs it does not have (not built yet), apart."""
-    import docker.errors
-
-    from basecamp import engine
-
     client = engine.client()
     sizes, missing = [], []
     for ref in refs:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from basecamp import config
+from basecamp import buildcache, config, containers, engine, registry
 from basecamp.disk import disk_total
+from basecamp.units import fmt_bytes
 
 
 @dataclass
@@ -37,8 +41,6 @@ class CleanupReport:
 
     def summary(self) -> str:
         """What went (or would go) and the disk it freed, in a few lines."""
-        from basecamp.units import fmt_bytes
-
         verb = "would remove" if self.dry_run else "removed"
         if self.dry_run:
             disk = f"would free at least {fmt_bytes(self.would_free_bytes)} (what only these images and records hold)"
@@ -57,9 +59,27 @@ class CleanupReport:
         ])
 
 
-def label_filter() -> dict[str, str]:
-    """The Docker filter that matches what the lab made and nothing else (not images built FROM a stand-in)."""
-    return {"label": f"{config.MADE_LABEL}={config.LAB_LABEL_VALUE}"}
+def label_filter(also: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    """The Docker filter that matches what the lab made and nothing else (not images built FROM a stand-in).
+
+    `also`: further labels every match must carry too (Docker ANDs label filters): a narrower selection.
+    """
+    return {"label": [f"{config.MADE_LABEL}={config.LAB_LABEL_VALUE}",
+                      *(f"{key}={value}" for key, value in (also or {}).items())]}
+
+
+def remove_lab_containers(client: Any, *, dry_run: bool = False, also: Mapping[str, str] | None = None) -> list[str]:
+    """Remove (forced: running too) every container with the made label, and `also`'s; their names.
+
+    The container part of `cleanup`: what a killed kernel left behind (basecamp.containers) goes here.
+    `dry_run`: only list them.
+    """
+    names = []
+    for c in client.containers.list(all=True, filters=label_filter(also)):
+        if not dry_run:
+            containers.remove(c)
+        names.append(c.name)
+    return names
 
 
 def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport:
@@ -72,12 +92,24 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
     (basecamp.buildcache). Images go before the cache records, so their bytes really come back.
     The lab's own registry (basecamp.registry, recorded in LAB_HOME/registry/) is stopped and its storage removed.
     """
-    from basecamp import buildcache, engine, registry
-
     client = engine.client()
     report = CleanupReport(dry_run=dry_run)
+    before = _select_cache_records(client, report)
+    report.containers = remove_lab_containers(client, dry_run=dry_run)
+    _remove_images(client, report, before, include_bases)
+    if dry_run:
+        if registry.folder().exists():
+            report.registry = f"would stop the lab's registry and remove {registry.folder()}"
+        return report
+    report.registry = registry.stop()
+    _prune_cache_records(client, report)
+    return report
+
+
+def _select_cache_records(client: Any, report: CleanupReport) -> dict[str, Any]:
+    """Docker's disk usage now (returned); the lab's cache mounts and build records in it go into `report`."""
     # records a lab build created that BuildKit listed only after the build ended (basecamp.buildcache)
-    late = buildcache.late_records(client) if dry_run else buildcache.claim_late_records(client)
+    late = buildcache.late_records(client) if report.dry_run else buildcache.claim_late_records(client)
     before = buildcache.disk_usage(client)
     report.disk_before_bytes = disk_total(before)
     lab_mounts = buildcache.lab_cache_mount_ids() | {r.id for r in late if r.is_cache_mount}
@@ -87,10 +119,11 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
     report.build_records = [r.id for r in cache if not r.is_cache_mount and r.id in lab_records]
     report.would_free_bytes = sum(r.size_bytes for r in cache if r.id in {*report.cache_mounts, *report.build_records}
                                   and not r.shared)
-    for c in client.containers.list(all=True, filters=label_filter()):
-        if not dry_run:
-            c.remove(force=True)
-        report.containers.append(c.name)
+    return before
+
+
+def _remove_images(client: Any, report: CleanupReport, before: dict[str, Any], include_bases: bool) -> None:
+    """Remove the lab's images (the stand-in bases only with `include_bases`), newest first, into `report`."""
     images = client.images.list(filters=label_filter())
     # Stand-in bases: known by their tag *and* label (images built FROM them inherit the label).
     bases = [im for im in client.images.list(filters={"label": f"{config.STANDIN_LABEL}=true"})
@@ -107,16 +140,14 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
     for im in images:
         if im.id in base_ids and not include_bases:
             continue
-        if not dry_run:
+        if not report.dry_run:
             client.images.remove(im.id, force=True)
         report.images.append(im.tags[0] if im.tags else im.short_id)
         report.would_free_bytes += unique.get(im.id, 0)
-    if dry_run:
-        if registry.folder().exists():
-            report.registry = f"would stop the lab's registry and remove {registry.folder()}"
-        return report
-    report.registry = registry.stop()
-    # BuildKit's records, now that no lab image holds their layers: the other records, then the mounts.
+
+
+def _prune_cache_records(client: Any, report: CleanupReport) -> None:
+    """BuildKit's records, now that no lab image holds their layers: the other records, then the mounts."""
     kept = set(buildcache.prune_lab_build_records(client).kept)
     buildcache.prune_lab_cache_mounts(client)
     kept |= {r.id for r in buildcache.remaining_lab_cache_mounts(client)}  # in use by a running build
@@ -124,7 +155,6 @@ def cleanup(include_bases: bool = False, dry_run: bool = False) -> CleanupReport
     report.cache_mounts = [r for r in report.cache_mounts if r not in kept]
     report.kept_records = sorted(kept)
     report.disk_after_bytes = disk_total(buildcache.disk_usage(client))
-    return report
 
 
 def fresh_start(why: str) -> str:
@@ -133,8 +163,6 @@ def fresh_start(why: str) -> str:
 
     Used where a notebook must run as if nothing had run before it (notebooks/conftest.py, tests/isolated.py).
     """
-    import time
-
     report = cleanup()
     results = config.RESULTS_FILE
     line = report.summary().splitlines()[0]

@@ -11,6 +11,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 DOCKERFILES_DIR = REPO_ROOT / "dockerfiles"
+#: The stand-in bases' recipes (basecamp.bases builds them; not lesson material, so not in the lint lesson).
+STANDIN_DOCKERFILES_DIR = DOCKERFILES_DIR / "bases"
 
 #: Git-ignored working folder: engine logs, scratch copies, results. Override with ANNAPURNA_HOME.
 LAB_HOME = Path(os.environ.get("ANNAPURNA_HOME", REPO_ROOT / ".lab"))

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,8 +25,13 @@ from typing import TYPE_CHECKING
 from docker.utils.build import PatternMatcher
 
 from basecamp import config, disk
-from basecamp.build import BuildCounts
+from basecamp.build import BuildCounts, build
 from basecamp.errors import InputError
+from basecamp.lesson import show_code
+from basecamp.results import CONTEXT, Record, record
+from basecamp.scratch import scratch_copy
+from basecamp.steps import STEP_LABEL
+from basecamp.units import fmt_bytes, fmt_seconds
 
 if TYPE_CHECKING:
     from basecamp.build import BuildResult
@@ -182,8 +188,6 @@ class ContextDemo:
     with_ignore: Rebuild
 
     def rows(self) -> list[str]:
-        from basecamp.units import fmt_bytes, fmt_seconds
-
         out = []
         for r in (self.without, self.with_ignore):
             label = "with .dockerignore   " if r.dockerignore else "without .dockerignore"
@@ -195,12 +199,6 @@ class ContextDemo:
 
 def context_demo(display: str | None = "none") -> ContextDemo:
     """Build the `COPY . .` demo on a cluttered scratch copy, edit its notebook, rebuild: without, then with .dockerignore."""
-    import uuid
-
-    from basecamp.build import build
-    from basecamp.scratch import scratch_copy
-    from basecamp.steps import STEP_LABEL
-
     app = scratch_copy("07-context-demo")
     clutter(app)
     tag = f"{config.IMAGE_REPO_PREFIX}/07-copy-everything:demo"
@@ -218,15 +216,12 @@ def context_demo(display: str | None = "none") -> ContextDemo:
 def show_dockerfile_path(path: Path) -> None:
     """Display any Dockerfile by path (highlighted in JupyterLab, plain in a terminal)."""
     text = Path(path).read_text()
-    from basecamp.lesson import show_code
 
     show_code(text, "docker")
 
 
 def record_context(sizes: dict[str, ContextSize], demo: ContextDemo) -> None:
     """Write notebook 07's numbers to the results file (step "07-build-context"), for the summary."""
-    from basecamp.results import CONTEXT, Record, record
-
     for name, s in sizes.items():
         record(Record(step="07-build-context", scenario="context: " + name, kind=CONTEXT, size_bytes=s.bytes))
     for r in (demo.without, demo.with_ignore):

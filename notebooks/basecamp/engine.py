@@ -223,6 +223,7 @@ def _start_engine(allow_install: bool) -> EngineStatus:
 
     ENGINE_DIR.mkdir(parents=True, exist_ok=True)
     with DOCKERD_LOG.open("ab") as log:
+        # Popen, not basecamp.process: dockerd is a daemon that outlives this call (process runs to the end).
         proc = subprocess.Popen(
             [dockerd],
             stdin=subprocess.DEVNULL,

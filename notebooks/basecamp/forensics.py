@@ -32,9 +32,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from basecamp import config
+import docker.errors
+
+from basecamp import config, engine
 from basecamp.errors import InputError, LabError
 from basecamp.images import clean_created_by
+from basecamp.measure import measure_step
+from basecamp.readback import _canonical, measured
+from basecamp.results import FORENSICS, Record, load, record
+from basecamp.steps import image_tag, step_name
 from basecamp.units import fmt_bytes
 
 #: Bump when the analysis or its JSON changes, so old cache files are recomputed.
@@ -351,10 +357,6 @@ def _cache_file(image_id: str) -> Path:
 
 def image_forensics(ref: str, *, refresh: bool = False) -> ImageForensics:
     """The forensics of an image in the engine (by tag or id), streamed from `docker save`; cached per id."""
-    import docker.errors
-
-    from basecamp import engine
-
     try:
         image = engine.client().images.get(ref)
     except docker.errors.ImageNotFound as exc:
@@ -395,14 +397,6 @@ def step_forensics(step: str, *, refresh: bool = False, log: Any = print) -> Ima
     the step first (one cold build: `measure_step(step, scenarios=["cold"], repeats=1)`), so the
     image analysed is always the one the results file describes.
     """
-    import docker.errors
-
-    from basecamp import engine
-    from basecamp.measure import measure_step
-    from basecamp.readback import measured
-    from basecamp.results import FORENSICS, Record, record
-    from basecamp.steps import image_tag, step_name
-
     name = step_name(step)
     found = measured(name)
     image_id = found.image.id if found is not None else ""
@@ -437,9 +431,6 @@ def latest_forensics(steps: Iterable[str] | None = None) -> list[dict[str, Any]]
     Keys: step, size_bytes (all layers), wasted_bytes, efficiency, image_id, measurement — what
     a summary table can show beside each step's size and timings.
     """
-    from basecamp.readback import _canonical
-    from basecamp.results import FORENSICS, load
-
     latest: dict[str, Any] = {}
     for rec in load():
         if rec.kind == FORENSICS and rec.wasted_bytes is not None:
@@ -456,7 +447,7 @@ def plot_forensics(reports: dict[str, ImageForensics], title: str = "Bytes per l
     Bars are the layers that hold bytes, oldest first; hover one for its instruction, its biggest
     paths and where its wasted bytes are.
     """
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # plotly on first plot only: importing basecamp.forensics stays light
 
     fig = go.Figure()
     names = list(reports)

@@ -23,7 +23,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from basecamp import config
+import docker.errors
+
+from basecamp import config, engine
+from basecamp.containers import throwaway
 from basecamp.errors import InputError, LabError
 from basecamp.units import fmt_bytes
 
@@ -144,8 +147,6 @@ def columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def _get_image(dk: Any, ref: str) -> Any:
-    import docker.errors
-
     try:
         return dk.images.get(ref)
     except docker.errors.ImageNotFound as exc:
@@ -192,8 +193,6 @@ def inspect_image(ref: str, *, compressed: bool = True, base: str | None = None)
     first time: about 3 s per 100 MB on two cores, 5 s on one). Raises InputError when `ref`
     (or `base`) does not exist or `ref` is not built on `base`.
     """
-    from basecamp import engine
-
     dk = engine.client()
     image = _get_image(dk, ref)
     history = _history(image)
@@ -271,8 +270,6 @@ def gzip_size(chunks: Iterable[bytes], level: int = 6, workers: int | None = Non
 
 def compressed_size(ref: str, *, refresh: bool = False) -> int:
     """`docker save <ref> | gzip | wc -c`, computed by streaming; cached in LAB_HOME/cache/compressed/."""
-    from basecamp import engine
-
     image = _get_image(engine.client(), ref)
     path = _cache_file(image.id)
     if not refresh:
@@ -300,23 +297,14 @@ def image_contains(ref: str, path_or_cmd: str, *, timeout_s: float = 60) -> bool
     no network). The container is removed either way. Raises LabError when the image has no
     /bin/sh for a command check.
     """
-    import docker.errors
-
-    from basecamp import engine
-
     if not path_or_cmd or any(c in path_or_cmd for c in "\n\0"):
         raise InputError(f"image_contains: {path_or_cmd!r} is not a path or command name")
     dk = engine.client()
     _get_image(dk, ref)
     is_path = path_or_cmd.startswith("/")
-    container = dk.containers.create(
-        ref,
-        entrypoint=["/bin/sh", "-c", 'command -v "$0"'] if not is_path else ["/bin/sh"],
-        command=[path_or_cmd] if not is_path else [],
-        labels=config.made_labels(),
-        network_disabled=True,
-    )
-    try:
+    with throwaway(ref, client=dk, network_disabled=True,
+                   entrypoint=["/bin/sh", "-c", 'command -v "$0"'] if not is_path else ["/bin/sh"],
+                   command=[path_or_cmd] if not is_path else []) as container:
         if is_path:
             # HEAD on the archive endpoint stats the path (`docker cp` does the same) without
             # copying it: a folder like /app/.venv would otherwise stream hundreds of MB.
@@ -333,5 +321,3 @@ def image_contains(ref: str, path_or_cmd: str, *, timeout_s: float = 60) -> bool
             ) from exc
         status = container.wait(timeout=timeout_s)
         return int(status.get("StatusCode", 1)) == 0
-    finally:
-        container.remove(force=True)

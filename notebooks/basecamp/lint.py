@@ -164,8 +164,10 @@ def is_final(path: Path) -> bool:
 
 
 def all_dockerfiles() -> list[Path]:
-    """Every dockerfiles/**/*.Dockerfile, found now (steps and extras are added over time)."""
-    return sorted(config.DOCKERFILES_DIR.rglob("*.Dockerfile"))
+    """Every dockerfiles/**/*.Dockerfile, found now (steps and extras are added over time), but the stand-in
+    bases' recipes (dockerfiles/bases/: the lab's machinery, linted by tests/basecamp/test_bases.py)."""
+    return sorted(p for p in config.DOCKERFILES_DIR.rglob("*.Dockerfile")
+                  if config.STANDIN_DOCKERFILES_DIR not in p.parents)
 
 
 def lint_dockerfiles(paths: list[Path] | None = None) -> list[LintReport]:

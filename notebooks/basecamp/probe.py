@@ -11,9 +11,9 @@ import json
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from basecamp import config
+from basecamp import engine
+from basecamp.containers import throwaway
 from basecamp.errors import CommandError
 
 #: What the workshop installs on the host and what must never reach an image of the app.
@@ -31,20 +31,11 @@ class ProbeResult:
 
 def run_in_image(ref: str, command: Sequence[str], *, timeout_s: float = 120) -> ProbeResult:
     """Run `command` (replacing the image's entrypoint) in a fresh container; always remove it."""
-    from basecamp import engine
-
-    client = engine.client()
     cmd = list(command)
-    container = client.containers.create(
-        ref, entrypoint=cmd[:1], command=cmd[1:], labels=config.made_labels(), network_disabled=True
-    )
-    try:
-        container.start()
+    with throwaway(ref, start=True, entrypoint=cmd[:1], command=cmd[1:], network_disabled=True) as container:
         status = container.wait(timeout=timeout_s)
         output = container.logs(stdout=True, stderr=True).decode(errors="replace")
         return ProbeResult(cmd, int(status.get("StatusCode", -1)), output)
-    finally:
-        container.remove(force=True)
 
 
 def python_modules_in(ref: str, modules: Sequence[str] = LAB_MODULES, python: Sequence[str] = ("python",)) -> list[str]:
@@ -108,16 +99,9 @@ def image_files(ref: str) -> list[ImageFile]:
     Works for any image, with or without a shell. The throwaway container carries the lab label
     and is removed afterwards.
     """
-    from basecamp import engine
-
-    client = engine.client()
-    container: Any = client.containers.create(ref, labels=config.made_labels(), network_disabled=True)
-    try:
-        with tarfile.open(fileobj=_ChunkReader(iter(container.export())), mode="r|") as tar:  # type: ignore[call-overload]
-            return [ImageFile(m.name.removeprefix("./"), m.size, m.mode, m.uid, m.gid, _kind(m), m.linkname)
-                    for m in tar]
-    finally:
-        container.remove(force=True)
+    with throwaway(ref, network_disabled=True) as container, \
+            tarfile.open(fileobj=_ChunkReader(iter(container.export())), mode="r|") as tar:  # type: ignore[call-overload]
+        return [ImageFile(m.name.removeprefix("./"), m.size, m.mode, m.uid, m.gid, _kind(m), m.linkname) for m in tar]
 
 
 #: Programs that would give a shell to whoever gets code execution in the container.
@@ -170,8 +154,6 @@ def hardening(ref: str, *, python: str = "/app/.venv/bin/python", code: Sequence
 
     `code`: the path prefixes whose .py files must be compiled (the app and its venv by default).
     """
-    from basecamp import engine
-
     files = image_files(ref)
     paths = {f.path for f in files}
     shells = sorted(f.path for f in files if f.path.rpartition("/")[0] in _BIN_DIRS

@@ -38,14 +38,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from basecamp import config
+import requests.exceptions
+
+from basecamp import config, poetry, projectcommand, smoke, steps
+from basecamp.containers import throwaway
 from basecamp.errors import CommandError, InputError
-from basecamp.projectlayout import Package, read_layout, read_lock, relock_command
-
-if TYPE_CHECKING:
-    from basecamp.smoke import SmokeResult
+from basecamp.projectlayout import Layout, Package, extra_groups, read_layout, read_lock, relock_command
+from basecamp.scratch import lock_cache_dir, relock
+from basecamp.smoke import SmokeResult
 
 PROJECT_LABEL = config.PROJECT_LABEL
 #: The repo's own app: the package and module every step Dockerfile names.
@@ -107,9 +109,7 @@ class Project:
     def kept_at_source(self) -> tuple[Package, ...]:
         """Packages the command imports by their source path (`uvicorn src.app.main:app` for src/app):
         every step copies these to where they sit in the project, not to their import name."""
-        from basecamp.projectcommand import imports_by_source
-
-        return imports_by_source(self.layout, self.module)
+        return projectcommand.imports_by_source(self.layout, self.module)
 
     @property
     def health_path(self) -> str | None:
@@ -130,9 +130,7 @@ class Project:
     @property
     def code_file(self) -> str:
         """The file a simulated code change appends to: the module the command runs (else a file of the code)."""
-        from basecamp.projectcommand import module_file
-
-        found = module_file(self.root, self.layout, self.module)
+        found = projectcommand.module_file(self.root, self.layout, self.module)
         if found is not None:
             return found
         first = self.layout[0]
@@ -150,11 +148,9 @@ class Project:
 
     def image_tag(self, step: str, label: str = "latest") -> str:
         """annapurna-lab/<step>:<label> for the repo's app, annapurna-lab/<name>-<step>:<label> otherwise."""
-        from basecamp.steps import image_tag, step_name
-
         if self.is_default:
-            return image_tag(step, label)
-        return f"{config.IMAGE_REPO_PREFIX}/{self.name}-{step_name(step)}:{label}"
+            return steps.image_tag(step, label)
+        return f"{config.IMAGE_REPO_PREFIX}/{self.name}-{steps.step_name(step)}:{label}"
 
     def scratch_name(self, name: str) -> str:
         """A scratch-copy name that cannot collide with the repo app's (or another project's)."""
@@ -266,9 +262,7 @@ class Project:
 
     def dockerfile(self, step: str) -> Path:
         """The Dockerfile to build `step` with: the step's own, or this project's derived copy of it."""
-        from basecamp.steps import dockerfile
-
-        return self.derive_dockerfile(dockerfile(step))
+        return self.derive_dockerfile(steps.dockerfile(step))
 
     def derive_dockerfile(self, original: Path) -> Path:
         """This project's copy of a step's Dockerfile `original` (already located), written when it changed."""
@@ -284,10 +278,8 @@ class Project:
     def smoke_test(self, image: str, *, timeout_s: float = 60) -> SmokeResult:
         """The project's smoke test: GET `health_paths` on `port` (the first 2xx wins), or, without HTTP,
         run the image and want exit 0."""
-        from basecamp.smoke import SmokeResult, smoke_test
-
         if self.health_paths:
-            return smoke_test(image, port=self.port, paths=self.health_paths, timeout_s=timeout_s)
+            return smoke.smoke_test(image, port=self.port, paths=self.health_paths, timeout_s=timeout_s)
         t0 = time.perf_counter()
         code, logs = _run_to_exit(image, timeout_s)
         ok = code == 0
@@ -297,35 +289,17 @@ class Project:
 
 def _run_to_exit(image: str, timeout_s: float) -> tuple[int | None, str]:
     """Run `image` as built (its own entrypoint), labelled, no network; (exit code or None on timeout, logs)."""
-    import docker.errors
-    import requests.exceptions
-
-    from basecamp import engine
-    from basecamp.errors import LabError
-
-    client = engine.client()
-    try:
-        container = client.containers.create(image, labels=config.made_labels(), network_disabled=True)
-    except docker.errors.ImageNotFound as exc:
-        raise InputError(f"smoke test: no image {image!r} in the engine: build it first") from exc
-    except docker.errors.APIError as exc:
-        raise LabError(f"smoke test: the engine could not create a container of {image}: {exc}") from exc
-    try:
-        container.start()
+    with throwaway(image, start=True, what="smoke test", network_disabled=True) as container:
         try:
             code: int | None = int(container.wait(timeout=timeout_s).get("StatusCode", -1))
         except (requests.exceptions.Timeout, requests.exceptions.ConnectionError):  # the SDK's wait timeout
             code = None
         return code, container.logs(tail=40).decode(errors="replace")
-    finally:
-        container.remove(force=True)
 
 
 @cache
 def default_project() -> Project:
     """The repo's own app: annapurna/, `python -m annapurna.main`, /health on 8000."""
-    from basecamp.projectlayout import extra_groups
-
     groups = extra_groups(tomllib.loads((config.REPO_ROOT / "pyproject.toml").read_text()))
     return Project(name=DEFAULT_NAME, root=config.REPO_ROOT, layout=(Package(DEFAULT_PACKAGE, DEFAULT_PACKAGE),),
                    module=DEFAULT_MODULE, readme=DEFAULT_README, command=("python", "-m", DEFAULT_MODULE),
@@ -368,6 +342,32 @@ def use_project(
         raise InputError(f"{root}: no such folder")
     if root == config.REPO_ROOT.resolve() and module is None and name is None and command is None:
         return default_project()
+    layout = _read_project(root, check_lock)
+    key = _project_key(root, name or layout.name)
+    health_paths = _health_paths(port, health_path)
+    if command is not None and module is not None:
+        raise InputError("use_project: pass `command` or `module`, not both (module='x' is command=['python', '-m', 'x'])")
+    if command is not None:
+        found = projectcommand.given(root, layout, command)
+    elif module is not None:
+        found = projectcommand.from_module(root, layout, module)
+    else:
+        found = projectcommand.detect(root, layout, port)
+    project = Project(
+        name=key, root=root, layout=layout.packages, module=found.module, readme=layout.readme,
+        command=found.argv, command_reason=found.reason, health_paths=health_paths,
+        extra_groups=layout.extra_groups, optional_groups=layout.optional_groups, port=port,
+        package_mode=layout.package_mode,
+    )
+    if check_lock:
+        _check_lock(root)
+    print(project.describe())
+    return project
+
+
+def _read_project(root: Path, check_lock: bool) -> Layout:
+    """The project's layout from its pyproject.toml and poetry.lock (an unreadable lock is fatal only with
+    `check_lock`); InputError when either file is missing or pyproject.toml is not TOML."""
     missing = [f for f in ("pyproject.toml", "poetry.lock") if not (root / f).is_file()]
     if missing:
         hint = f" (run `{relock_command(root)}`)" if missing == ["poetry.lock"] else ""
@@ -384,45 +384,37 @@ def use_project(
             lock = read_lock(root)
         except InputError:
             pass
-    layout = read_layout(root, data, lock)
-    key = _normalized(name or layout.name)
+    return read_layout(root, data, lock)
+
+
+def _project_key(root: Path, name: str) -> str:
+    """The key a project's results and image tags carry: its name, normalized (and never the app's own)."""
+    key = _normalized(name)
     if not _KEY.match(key):
         raise InputError(f"project name {key!r}: use lower-case letters, digits, '.', '_' or '-' (40 at most)")
     if key == DEFAULT_NAME:
         # another folder with the app's name: keep its results and images apart from the repo's
         key = f"{key}-{hashlib.sha256(str(root).encode()).hexdigest()[:6]}"
+    return key
+
+
+def _health_paths(port: int, health_path: str | None) -> tuple[str, ...]:
+    """The paths the smoke test asks (AUTO_HEALTH: HEALTH_CANDIDATES; None: none, an app without HTTP)."""
     if not 0 < port < 65536:
         raise InputError(f"port {port}: use 1-65535")
     if health_path is not None and health_path != AUTO_HEALTH and not health_path.startswith("/"):
         raise InputError(f"health_path {health_path!r}: must start with '/' (or None for an app without HTTP)")
-    health_paths = HEALTH_CANDIDATES if health_path == AUTO_HEALTH else (health_path,) if health_path else ()
-    from basecamp import projectcommand
+    return HEALTH_CANDIDATES if health_path == AUTO_HEALTH else (health_path,) if health_path else ()
 
-    if command is not None and module is not None:
-        raise InputError("use_project: pass `command` or `module`, not both (module='x' is command=['python', '-m', 'x'])")
-    if command is not None:
-        found = projectcommand.given(root, layout, command)
-    elif module is not None:
-        found = projectcommand.from_module(root, layout, module)
-    else:
-        found = projectcommand.detect(root, layout, port)
-    project = Project(
-        name=key, root=root, layout=layout.packages, module=found.module, readme=layout.readme,
-        command=found.argv, command_reason=found.reason, health_paths=health_paths,
-        extra_groups=layout.extra_groups, optional_groups=layout.optional_groups, port=port,
-        package_mode=layout.package_mode,
-    )
-    if check_lock:
-        from basecamp.poetry import check_lock as poetry_check_lock
 
-        try:
-            poetry_check_lock(root)
-        except CommandError as exc:
-            raise InputError(f"{root}: the pinned Poetry cannot use this poetry.lock (`poetry check --lock` "
-                             f"failed: it does not match pyproject.toml, or Poetry cannot read it): relock it: "
-                             f"`{relock_command(root)}`. {exc}") from exc
-    print(project.describe())
-    return project
+def _check_lock(root: Path) -> None:
+    """InputError, with the command that relocks, when the pinned Poetry cannot use the project's poetry.lock."""
+    try:
+        poetry.check_lock(root)
+    except CommandError as exc:
+        raise InputError(f"{root}: the pinned Poetry cannot use this poetry.lock (`poetry check --lock` "
+                         f"failed: it does not match pyproject.toml, or Poetry cannot read it): relock it: "
+                         f"`{relock_command(root)}`. {exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,8 +481,6 @@ def example_project(path: str | Path) -> Project:
     The folder must be empty or missing. The lock is made with the pinned Poetry and the lab's
     index settings, and kept in LAB_HOME/cache/locks/ so the next example needs no resolving.
     """
-    from basecamp.scratch import lock_cache_dir, relock
-
     root = Path(path).expanduser().resolve()
     if root.exists() and any(root.iterdir()):
         raise InputError(f"{root}: the example project needs an empty (or missing) folder")

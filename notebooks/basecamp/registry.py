@@ -36,8 +36,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from basecamp import config, process
+from basecamp import config, engine, process
 from basecamp.errors import LabError
+from basecamp.units import fmt_bytes
 
 #: The Debian package and its program.
 PACKAGE = "docker-registry"
@@ -137,8 +138,6 @@ def program() -> str:
 
 def start() -> Registry:
     """The lab's registry: the recorded one when it runs, else a new one on a free 127.0.0.1 port."""
-    from basecamp import engine
-
     if not engine.is_local():
         raise LabError(f"the lab's registry listens on this machine's 127.0.0.1, which the {engine.describe_engine()} "
                        "cannot reach: point the registry route at a registry that engine can reach")
@@ -153,6 +152,7 @@ def start() -> Registry:
     port = _free_port()
     cfg.write_text(config_text(storage, port))
     with log.open("ab") as fh:
+        # Popen, not basecamp.process: the registry serves until stop() (process runs a program to its end).
         proc = subprocess.Popen([exe, "serve", str(cfg)], stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
     reg = Registry(port, proc.pid, storage, log)
@@ -186,7 +186,6 @@ def stop() -> str:
         if process.alive(pid):
             os.kill(pid, signal.SIGKILL)
         said.append(f"stopped the lab's registry (pid {pid})")
-    from basecamp.units import fmt_bytes
 
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     shutil.rmtree(root, ignore_errors=True)
@@ -306,8 +305,6 @@ class Push:
 
 def push(reg: Registry, image: str) -> Push:
     """Tag `image` (repo:tag) with the registry's address, `docker push` it, untag; what the registry gained."""
-    from basecamp import engine
-
     target = reg.ref(image)
     found = engine.buildkit_cli()
     if found is None:

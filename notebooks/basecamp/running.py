@@ -1,9 +1,9 @@
 """What a built image costs when it runs: stop, start, health, least privilege, reproducibility.
 
-Every measurement runs a fresh container the same way (`_running`): detached, the lab's labels on it,
-its port published on 127.0.0.1 only, and removed afterwards whatever happens (an error, Ctrl-C, a
-kernel interrupt). Each timed measurement holds the engine lock (`basecamp.enginelock`), so another
-notebook's build never runs beside it.
+Every measurement runs a fresh container the same way (`basecamp.runspec._running`): detached, the lab's
+labels on it, its port published on 127.0.0.1 only, and removed afterwards whatever happens (an error,
+Ctrl-C, a kernel interrupt). Each timed measurement holds the engine lock (`basecamp.enginelock`), so
+another notebook's build never runs beside it.
 
 - `measure_stop(spec)`: `docker stop` timed on a container that serves, with who is PID 1 (`docker top`)
   and the exit code (137 = killed with SIGKILL after the grace period).
@@ -13,196 +13,47 @@ notebook's build never runs beside it.
   (`docker inspect`'s State.Health.Log Start/End).
 - `least_privilege(spec)`: serve with `--read-only --cap-drop ALL --security-opt no-new-privileges`,
   and try a temporary file there (what such a run breaks).
-- `reproducibility(step)`: build a step twice with `--no-cache`, compare the ids and every layer's
-  files (`docker save`).
+- `reproducibility(step)` (basecamp.reproducible): build a step twice with `--no-cache`, compare the ids
+  and every layer's files (`docker save`).
 
 The pure parts (spread, PID 1 from `docker top`, `.pyc` areas from `docker diff`, health log times,
-layer member comparison, verdicts) take plain data, so the unit tests need no engine.
+verdicts) take plain data, so the unit tests need no engine.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import statistics
-import tarfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from basecamp import config
-from basecamp.errors import InputError, LabError
+import docker.errors
 
-#: The engine's default grace period: `docker stop` sends SIGTERM, waits this long, then SIGKILL.
+from basecamp import engine
+from basecamp.errors import InputError, LabError
+from basecamp.reproducible import ReproResult
+from basecamp.results import Record, record
+from basecamp.runspec import (  # noqa: F401  (RunSpec, shell_form, engine_held: the notebooks' names are here)
+    HEALTH_PATH,
+    READY_TIMEOUT_S,
+    RunSpec,
+    _locked,
+    _logs,
+    _running,
+    _wait_ready,
+    engine_held,
+    shell_form,
+)
+from basecamp.steps import step_name
+
 GRACE_S = 10
 #: A process killed by SIGKILL (9) exits with 128 + 9.
 SIGKILL_EXIT = 137
-PORT = 8000
-HEALTH_PATH = "/health"
-POLL_S = 0.02
-READY_TIMEOUT_S = 60.0
 #: The step images this notebook measures, and the user each runs as (their Dockerfile's USER).
 STEPS = ("01", "06", "08", "09")
-
-
-# --- how a container is run -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One way to run an image: what `docker run` changes from the image's own settings."""
-
-    name: str
-    image: str
-    #: Replaces the image's ENTRYPOINT (None: the image's, as written).
-    entrypoint: tuple[str, ...] | None = None
-    #: Arguments after the image name (None: the image's CMD).
-    command: tuple[str, ...] | None = None
-    #: `--user` (None: the image's USER).
-    user: str | None = None
-    read_only: bool = False
-    #: `--cap-drop ALL --security-opt no-new-privileges`.
-    least_privilege: bool = False
-    #: `--tmpfs` mounts (paths).
-    tmpfs: tuple[str, ...] = ()
-
-    def variant(self, what: str, **changes: Any) -> RunSpec:
-        """This spec with `changes` (RunSpec fields), named "<name>, <what>"."""
-        return replace(self, name=f"{self.name}, {what}", **changes)
-
-    def options(self) -> list[str]:
-        """The `docker run` options this spec adds (without -d, labels and the port)."""
-        opts: list[str] = []
-        if self.user is not None:
-            opts += ["--user", self.user]
-        if self.read_only:
-            opts.append("--read-only")
-        if self.least_privilege:
-            opts += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
-        for path in self.tmpfs:
-            opts += ["--tmpfs", path]
-        if self.entrypoint is not None:
-            opts += ["--entrypoint", self.entrypoint[0]]
-        return opts
-
-    def docker_run(self, name: str = "") -> str:
-        """The terminal line that runs this spec (`name`: a `--name` to add)."""
-        import shlex
-
-        args = ["docker", "run", "-d", *(["--name", name] if name else []),
-                "-p", f"127.0.0.1:{PORT}:{PORT}", *self.options(), self.image]
-        if self.entrypoint is not None:
-            args += list(self.entrypoint[1:])
-        if self.command is not None:
-            args += list(self.command)
-        return shlex.join(args)
-
-    def _run_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"detach": True, "ports": {f"{PORT}/tcp": ("127.0.0.1", None)}}
-        if self.entrypoint is not None:
-            kwargs["entrypoint"] = list(self.entrypoint)
-        if self.command is not None:
-            kwargs["command"] = list(self.command)
-        if self.user is not None:
-            kwargs["user"] = self.user
-        if self.read_only:
-            kwargs["read_only"] = True
-        if self.least_privilege:
-            kwargs["cap_drop"] = ["ALL"]
-            kwargs["security_opt"] = ["no-new-privileges"]
-        if self.tmpfs:
-            kwargs["tmpfs"] = {path: "" for path in self.tmpfs}
-        return kwargs
-
-
-def shell_form(spec: RunSpec, command: str) -> RunSpec:
-    """`spec` with a shell-form entrypoint: `ENTRYPOINT <command>` is stored as ["/bin/sh", "-c", command]."""
-    return spec.variant("shell form", entrypoint=("/bin/sh", "-c", command), command=())
-
-
-@dataclass
-class _Running:
-    container: Any
-    host_port: int | None
-    t0: float
-
-
-@contextmanager
-def _running(spec: RunSpec) -> Iterator[_Running]:
-    """Run `spec` detached; yield it with its host port and when `docker run` was called; always remove it."""
-    import docker.errors
-
-    from basecamp import engine
-
-    dk = engine.client()
-    try:
-        dk.images.get(spec.image)
-    except docker.errors.ImageNotFound as exc:
-        raise InputError(f"no image {spec.image!r} in the engine: build it first") from exc
-    t0 = time.perf_counter()
-    try:
-        container = dk.containers.run(spec.image, labels=config.made_labels(), **spec._run_kwargs())
-    except docker.errors.APIError as exc:
-        raise LabError(f"the engine could not start {spec.image} ({spec.name}): {exc}") from exc
-    try:
-        container.reload()
-        bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{PORT}/tcp") or []
-        port = next((int(b["HostPort"]) for b in bindings if b.get("HostPort")), None)
-        yield _Running(container, port, t0)
-    finally:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-
-
-def _wait_ready(run: _Running, timeout_s: float = READY_TIMEOUT_S) -> float | None:
-    """Seconds from `docker run` to the first HTTP 200 on /health; None when the container exits or time runs out."""
-    from basecamp.smoke import _get
-
-    if run.host_port is None:
-        return None
-    url = f"http://127.0.0.1:{run.host_port}{HEALTH_PATH}"
-    deadline = run.t0 + timeout_s
-    checks = 0
-    while time.perf_counter() < deadline:
-        if _get(url).status == 200:
-            return time.perf_counter() - run.t0
-        checks += 1
-        if checks % 25 == 0:  # now and then: has it exited?
-            run.container.reload()
-            if run.container.status in ("exited", "dead"):
-                return None
-        time.sleep(POLL_S)
-    return None
-
-
-def _logs(container: Any, tail: int = 8) -> str:
-    import docker.errors
-
-    try:
-        return str(container.logs(tail=tail).decode(errors="replace"))
-    except docker.errors.APIError:  # a courtesy: the container may be gone
-        return ""
-
-
-def _locked(what: str, say: Callable[[str], None] = print) -> Any:
-    from basecamp import enginelock
-
-    return enginelock.exclusive(enginelock.describe(what), say=say)
-
-
-def engine_held(what: str, *, quiet: bool = False) -> Any:
-    """Hold the engine lock around several measurements (`with bc.engine_held("..."):`): no other
-    notebook's build runs between them, and a cell says at most once that it waits (`quiet`: not even
-    that, for a cell whose output must hold nothing but an exercise's check). Re-entrant: the
-    measurements inside take it again without waiting."""
-    return _locked(what, say=(lambda _line: None) if quiet else print)
 
 
 # --- numbers --------------------------------------------------------------------------------------
@@ -440,10 +291,6 @@ class HealthResult:
 def measure_health(spec: RunSpec, *, timeout_s: float = 30, checks: int = 3) -> HealthResult:
     """Run `spec` (an image with a HEALTHCHECK), wait for `healthy` (or `timeout_s`), then until `checks`
     checks are logged; read their durations from State.Health.Log."""
-    import docker.errors
-
-    from basecamp import engine
-
     try:
         cfg = engine.client().images.get(spec.image).attrs.get("Config") or {}
     except docker.errors.ImageNotFound as exc:
@@ -508,199 +355,11 @@ def least_privilege(spec: RunSpec, *, probe: Sequence[str] = TEMP_PROBE) -> Priv
         return PrivilegeResult(spec, True, seconds, code == 0, error)
 
 
-# --- reproducibility ------------------------------------------------------------------------------
-
-
-#: A .pyc's header: magic number, flags, then the source's mtime and size (or a hash) (PEP 552).
-PYC_HEADER = 16
-
-
-@dataclass(frozen=True)
-class Member:
-    """A file of a layer tar: its size, mtime and content digest ("" for folders and links).
-
-    `body`: for a `.pyc`, the digest of what follows its 16-byte header (magic, flags, and the source's
-    mtime and size, PEP 552); for any other file, `digest`.
-    """
-
-    size: int
-    mtime: int
-    digest: str
-    body: str = ""
-
-
-@dataclass(frozen=True)
-class LayerDiff:
-    index: int
-    created_by: str
-    same: bool
-    only_a: tuple[str, ...] = ()
-    only_b: tuple[str, ...] = ()
-    #: Members whose content differs.
-    content: tuple[str, ...] = ()
-    #: Members with the same content but another mtime.
-    mtime_only: tuple[str, ...] = ()
-    #: Of `content`: the .pyc files whose code is the same and only the header differs.
-    header_only: tuple[str, ...] = ()
-
-    def kinds(self) -> dict[str, int]:
-        """Content differences by file kind (".pyc", ".py", "RECORD", ...)."""
-        out: dict[str, int] = {}
-        for name in self.content:
-            base = name.rsplit("/", 1)[-1]
-            kind = base if "." not in base else "." + base.rsplit(".", 1)[-1]
-            out[kind] = out.get(kind, 0) + 1
-        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
-
-    def line(self) -> str:
-        if self.same:
-            return f"layer {self.index} same: {self.created_by[:70]}"
-        kinds = ", ".join(f"{n} {k}" for k, n in list(self.kinds().items())[:4])
-        header = f" ({len(self.header_only)} of them .pyc headers only)" if self.header_only else ""
-        return (f"layer {self.index} DIFFERS: {self.created_by[:70]}\n"
-                f"    {len(self.content)} files with other content ({kinds or 'none'}){header}, {len(self.mtime_only)} "
-                f"with only another mtime, {len(self.only_a) + len(self.only_b)} in one build only")
-
-
-def compare_members(a: dict[str, Member], b: dict[str, Member]) -> tuple[tuple[str, ...], ...]:
-    """(only in a, only in b, other content, same content but other mtime, of the other content: .pyc whose
-    header alone differs), names sorted."""
-    only_a = tuple(sorted(set(a) - set(b)))
-    only_b = tuple(sorted(set(b) - set(a)))
-    both = sorted(set(a) & set(b))
-    content = tuple(n for n in both if (a[n].digest, a[n].size) != (b[n].digest, b[n].size))
-    mtime = tuple(n for n in both if n not in content and a[n].mtime != b[n].mtime)
-    header = tuple(n for n in content if n.endswith(".pyc") and a[n].body and a[n].body == b[n].body)
-    return only_a, only_b, content, mtime, header
-
-
-@dataclass(frozen=True)
-class ReproResult:
-    step: str
-    image_a: str
-    image_b: str
-    layers: tuple[LayerDiff, ...]
-    #: The build commands (the terminal lines).
-    commands: tuple[str, ...] = field(default=())
-
-    @property
-    def same_image(self) -> bool:
-        return self.image_a == self.image_b
-
-    @property
-    def differing(self) -> list[LayerDiff]:
-        return [layer for layer in self.layers if not layer.same]
-
-    def lines(self) -> list[str]:
-        head = (f"{self.step}: image ids {'EQUAL' if self.same_image else 'differ'} "
-                f"({self.image_a[7:19]} vs {self.image_b[7:19]}); {len(self.differing)} of {len(self.layers)} "
-                "layers differ")
-        return [head, *[layer.line() for layer in self.layers]]
-
-
-def _members(tar_bytes: bytes) -> dict[str, Member]:
-    import io
-
-    out: dict[str, Member] = {}
-    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
-        for m in tar:
-            digest = ""
-            body = ""
-            if m.isfile():
-                fh = tar.extractfile(m)
-                data = fh.read() if fh else b""
-                digest = hashlib.sha256(data).hexdigest()
-                body = hashlib.sha256(data[PYC_HEADER:]).hexdigest() if m.name.endswith(".pyc") else digest
-            elif m.issym() or m.islnk():
-                digest = body = "link:" + m.linkname
-            out[m.name] = Member(m.size, int(m.mtime), digest, body)
-    return out
-
-
-def saved_layers(image_id: str) -> tuple[list[str], dict[str, dict[str, Member]], list[str]]:
-    """`docker save` of one image: its layers' diff ids in order, each layer's members, and the
-    `created_by` of each non-empty history entry (aligned with the layers)."""
-    from basecamp import engine
-    from basecamp.probe import _ChunkReader
-
-    image = engine.client().images.get(image_id)
-    members: dict[str, dict[str, Member]] = {}
-    sha: dict[str, str] = {}
-    manifest: list[dict[str, Any]] = []
-    configs: dict[str, bytes] = {}
-    with tarfile.open(fileobj=_ChunkReader(iter(image.save())), mode="r|") as tar:  # type: ignore[call-overload]
-        for m in tar:
-            if not m.isfile():
-                continue
-            fh = tar.extractfile(m)
-            data = fh.read() if fh else b""
-            if m.name.endswith("/layer.tar"):  # its sha256 is the layer's diff id
-                members[m.name], sha[m.name] = _members(data), "sha256:" + hashlib.sha256(data).hexdigest()
-            elif m.name == "manifest.json":
-                manifest = json.loads(data)
-            elif m.name.endswith(".json"):
-                configs[m.name] = data
-    entry = manifest[0]
-    cfg = json.loads(configs[entry["Config"]])
-    history = [h.get("created_by", "") for h in cfg.get("history", []) if not h.get("empty_layer")]
-    digests = [sha[name] for name in entry["Layers"]]
-    by_digest = {sha[name]: members[name] for name in entry["Layers"]}
-    return digests, by_digest, history
-
-
-def compare_images(step: str, a: str, b: str, commands: Sequence[str] = ()) -> ReproResult:
-    """Compare two images layer by layer: their diff ids, and for a differing layer its files."""
-    digests_a, members_a, history = saved_layers(a)
-    digests_b, members_b, _ = saved_layers(b)
-    diffs: list[LayerDiff] = []
-    for i, (da, db) in enumerate(zip(digests_a, digests_b, strict=False)):
-        how = history[i] if i < len(history) else ""
-        how = re.sub(r"^/bin/sh -c (#\(nop\) )?", "", how).strip()
-        if da == db:
-            diffs.append(LayerDiff(i, how, True))
-            continue
-        only_a, only_b, content, mtime, header = compare_members(members_a[da], members_b[db])
-        diffs.append(LayerDiff(i, how, False, only_a, only_b, content, mtime, header))
-    if len(digests_a) != len(digests_b):
-        raise LabError(f"{a} and {b} have {len(digests_a)} and {len(digests_b)} layers: not the same Dockerfile")
-    return ReproResult(step, a, b, tuple(diffs), tuple(commands))
-
-
-def reproducibility(step: str, *, dockerfile: Path | None = None, target: str | None = None,
-                    display: Any = None) -> ReproResult:
-    """Build `step` twice with `--no-cache` from one scratch copy (same inputs), compare the two images.
-
-    `dockerfile`: build this Dockerfile (an extra derived from the step) instead of the step's own;
-    its images are tagged annapurna-lab/<its stem>:repro-a and :repro-b. `target`: the stage to build,
-    by default the step's shipped one (its `runtime` stage when it has one, like the measurements).
-    """
-    from basecamp.build import build
-    from basecamp.measure import default_target
-    from basecamp.scratch import scratch_copy
-    from basecamp.steps import STEP_LABEL, build_step, step_name
-
-    target = target or default_target(step)
-
-    app = scratch_copy("repro")
-    if dockerfile is None:
-        builds = [build_step(step, app, label, no_cache=True, target=target, display=display)
-                  for label in ("repro-a", "repro-b")]
-        name = step_name(step)
-    else:
-        name = Path(dockerfile).stem
-        builds = [build(Path(dockerfile), app.path, f"{config.IMAGE_REPO_PREFIX}/{name}:{label}", target=target,
-                        no_cache=True, labels={STEP_LABEL: step_name(step)}, display=display)
-                  for label in ("repro-a", "repro-b")]
-    return compare_images(name, builds[0].image_id, builds[1].image_id, [b.command for b in builds])
-
-
 # --- the step images, and the results file --------------------------------------------------------
 
 
 def shipped(step: str, image: str) -> RunSpec:
     """The image as its Dockerfile runs it."""
-    from basecamp.steps import step_name
-
     return RunSpec(name=step_name(step), image=image)
 
 
@@ -708,8 +367,6 @@ def record_running(*, stops: Sequence[StopResult] = (), starts: Sequence[StartRe
                    repros: Sequence[ReproResult] = ()) -> None:
     """Write the medians to the results file: step "11-running", scenario "<what>: <spec name>"
     (`basecamp.summary.running_table` reads them back)."""
-    from basecamp.results import Record, record
-
     for stop in stops:
         record(Record(step=RESULTS_STEP, scenario=f"stop: {stop.spec.name}", wall_s=round(stop.seconds.median, 6),
                       image_id=stop.spec.image, ok=stop.killed == 0, note=stop.line()))
@@ -732,7 +389,7 @@ def plot_running(stops: Sequence[StopResult], starts: Sequence[StartResult],
                  title: str = "What the running image costs") -> Any:
     """Two panels: `docker stop` per way of starting (log scale: the grace period dwarfs a clean stop)
     and `docker run` to the first HTTP 200 per run spec; medians, with min-max as error bars."""
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # plotly on first plot only: importing basecamp.running stays light
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("docker stop (s, log scale)", "docker run to first HTTP 200 (s)"))

@@ -34,12 +34,16 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from basecamp import config
-from basecamp.errors import InputError, LabError
+import docker.errors
+
+from basecamp import config, engine
+from basecamp.containers import throwaway
+from basecamp.errors import InputError
 
 #: Seconds between health checks, and the timeout of one HTTP request.
 POLL_S = 0.25
@@ -121,8 +125,6 @@ def _get(url: str) -> _Answer:
 
 def _probe_get(probe: Any, url: str) -> _Answer:
     """One GET from inside the probe container (remote engines); status None when nothing answered."""
-    import docker.errors
-
     try:
         code, output = probe.exec_run(["python3", "-c", PROBE_SCRIPT, url], demux=False)
         status, body = json.loads((output or b"").decode(errors="replace").strip().splitlines()[-1])
@@ -142,17 +144,13 @@ def _bridge_address(container: Any) -> str:
     return ""
 
 
-def _start_probe(dk: Any) -> Any:
-    """The probe container a remote engine's smoke test asks through (module doc), idle until removed."""
-    import docker.errors
-
+def _probe_image(dk: Any) -> None:
+    """Check the engine has the probe's image (a remote engine's smoke test asks through it, module doc)."""
     try:
         dk.images.get(PROBE_IMAGE)
     except docker.errors.ImageNotFound as exc:
         raise InputError(f"smoke_test: the engine has no {PROBE_IMAGE}, which the probe container runs: "
                          "load the bases into it (`./lab prepare` with DOCKER_HOST set)") from exc
-    return dk.containers.run(PROBE_IMAGE, command=["python3", "-c", "import time; time.sleep(3600)"],
-                             detach=True, labels=config.made_labels())
 
 
 def _host_port(container: Any, port: int) -> int | None:
@@ -165,12 +163,21 @@ def _host_port(container: Any, port: int) -> int | None:
 
 
 def _logs(container: Any) -> str:
-    import docker.errors
-
     try:
         return str(container.logs(tail=LOG_TAIL).decode(errors="replace"))
     except docker.errors.APIError:  # the container may already be gone; logs are a courtesy
         return ""
+
+
+def _asked(path: str, paths: Sequence[str] | None) -> tuple[str, ...]:
+    """The paths to ask, in order; InputError for a string instead of a list, or a relative path."""
+    asked = tuple(paths) if paths is not None else (path,)
+    if not asked or isinstance(paths, str):
+        raise InputError(f"smoke_test: paths {paths!r}: give a list of paths, e.g. ['/health', '/']")
+    for p in asked:
+        if not p.startswith("/"):
+            raise InputError(f"smoke_test: path {p!r} must start with '/'")
+    return asked
 
 
 def smoke_test(
@@ -191,80 +198,78 @@ def smoke_test(
     The container carries the lab label and is removed afterwards whatever happens (including
     Ctrl-C / kernel interrupt).
     """
-    import docker.errors
-
-    from basecamp import engine
-
-    asked = tuple(paths) if paths is not None else (path,)
-    if not asked or isinstance(paths, str):
-        raise InputError(f"smoke_test: paths {paths!r}: give a list of paths, e.g. ['/health', '/']")
-    for p in asked:
-        if not p.startswith("/"):
-            raise InputError(f"smoke_test: path {p!r} must start with '/'")
+    asked = _asked(path, paths)
     dk = engine.client()
     try:
         dk.images.get(image)
     except docker.errors.ImageNotFound as exc:
         raise InputError(f"smoke_test: no image {image!r} in the engine: build it first") from exc
     remote = not engine.is_local()
-    probe = _start_probe(dk) if remote else None
-    try:
-        container = dk.containers.run(
-            image, command=command, environment=environment, detach=True, labels=config.made_labels(),
-            ports=None if remote else {f"{port}/tcp": ("127.0.0.1", None)},
-        )
-    except BaseException as exc:
-        if probe is not None:
-            probe.remove(force=True)
-        if isinstance(exc, docker.errors.APIError):
-            raise LabError(f"smoke_test: the engine could not start {image}: {exc}") from exc
-        raise
-    get = _get if probe is None else (lambda url: _probe_get(probe, url))
-    host_port: int | None = None
-    base = ""
-    answer = _Answer(None, "")
-    last: dict[str, _Answer] = {}
+    with ExitStack() as stack:
+        probe = None
+        if remote:
+            _probe_image(dk)
+            probe = stack.enter_context(throwaway(PROBE_IMAGE, start=True, what="smoke_test", client=dk,
+                                                  command=["python3", "-c", "import time; time.sleep(3600)"]))
+        container = stack.enter_context(throwaway(
+            image, start=True, what="smoke_test", client=dk, command=command, environment=environment,
+            ports=None if remote else {f"{port}/tcp": ("127.0.0.1", None)}))
+        get = _get if probe is None else (lambda url: _probe_get(probe, url))
+        return _Poll(image, container, port, asked, remote, get).until_ready(timeout_s)
 
-    def result(ok: bool, status: int | None, body: str, error: str = "", code: int | None = None,
-               answered: str = "") -> SmokeResult:
-        url = f"{base}{answered or asked[0]}" if base else ""
-        return SmokeResult(image, ok, status, body, time.perf_counter() - t0, host_port, _logs(container), error,
-                           code, url, answered, asked)
 
-    try:
-        t0 = time.perf_counter()
-        deadline = t0 + timeout_s
+class _Poll:
+    """One smoke test's polling: where the app answers, what each path said last, the result."""
+
+    def __init__(self, image: str, container: Any, port: int, asked: tuple[str, ...], remote: bool,
+                 get: Callable[[str], _Answer]) -> None:
+        self.image, self.container, self.port, self.asked, self.remote, self.get = (
+            image, container, port, asked, remote, get)
+        self.host_port: int | None = None
+        self.base = ""
+        self.answer = _Answer(None, "")
+        self.last: dict[str, _Answer] = {}
+        self.t0 = time.perf_counter()
+
+    def result(self, ok: bool, error: str = "", code: int | None = None, answered: str = "") -> SmokeResult:
+        url = f"{self.base}{answered or self.asked[0]}" if self.base else ""
+        return SmokeResult(self.image, ok, self.answer.status, self.answer.body, time.perf_counter() - self.t0,
+                           self.host_port, _logs(self.container), error, code, url, answered, self.asked)
+
+    def _find_base(self) -> None:
+        """The app's URL once the engine says where it is ("" until then); refreshes the container's state."""
+        if self.remote and not self.base:
+            self.container.reload()
+            address = _bridge_address(self.container)
+            self.base = f"http://{address}:{self.port}" if address else ""
+        elif self.host_port is None and not self.remote:
+            self.host_port = _host_port(self.container, self.port)
+            self.base = f"http://127.0.0.1:{self.host_port}" if self.host_port else ""
+        else:
+            self.container.reload()
+
+    def _ask(self) -> str | None:
+        """Ask each path once, in order; the path that answered 2xx, or None."""
+        for p in self.asked:
+            self.answer = self.last[p] = self.get(f"{self.base}{p}")
+            if self.answer.status is not None and 200 <= self.answer.status < 300:
+                return p
+            if self.answer.status is None:  # nothing listens yet: the other paths cannot answer either
+                break
+        return None
+
+    def until_ready(self, timeout_s: float) -> SmokeResult:
+        deadline = self.t0 + timeout_s
         while True:
-            if remote and not base:
-                container.reload()
-                address = _bridge_address(container)
-                base = f"http://{address}:{port}" if address else ""
-            elif host_port is None and not remote:
-                host_port = _host_port(container, port)
-                base = f"http://127.0.0.1:{host_port}" if host_port else ""
-            else:
-                container.reload()
-            if container.status in ("exited", "dead"):
-                code = container.attrs.get("State", {}).get("ExitCode")
-                return result(False, answer.status, answer.body, f"the container exited early (exit code {code})",
-                              code)
-            if base:
-                for p in asked:
-                    answer = last[p] = get(f"{base}{p}")
-                    if answer.status is not None and 200 <= answer.status < 300:
-                        return result(True, answer.status, answer.body, answered=p)
-                    if answer.status is None:  # nothing listens yet: the other paths cannot answer either
-                        break
+            self._find_base()
+            if self.container.status in ("exited", "dead"):
+                code = self.container.attrs.get("State", {}).get("ExitCode")
+                return self.result(False, f"the container exited early (exit code {code})", code)
+            answered = self._ask() if self.base else None
+            if answered is not None:
+                return self.result(True, answered=answered)
             if time.perf_counter() >= deadline:
-                seen = ", ".join(f"{p} {a.status}" for p, a in last.items() if a.status is not None)
+                seen = ", ".join(f"{p} {a.status}" for p, a in self.last.items() if a.status is not None)
                 hint = f" (last answers: {seen}; pass the path your app serves)" if seen else " (no HTTP answer)"
-                return result(False, answer.status, answer.body, f"timed out after {timeout_s:g} s{hint}")
+                return self.result(False, f"timed out after {timeout_s:g} s{hint}")
             time.sleep(POLL_S)
-    finally:
-        for gone in (container, probe):
-            if gone is None:
-                continue
-            try:
-                gone.remove(force=True)
-            except docker.errors.NotFound:
-                pass

@@ -29,7 +29,7 @@ from basecamp.installer import SYNC_MATCH
 if TYPE_CHECKING:
     from basecamp.build import BuildResult
     from basecamp.index import IndexSettings
-    from basecamp.measure import StepMeasurement
+    from basecamp.runs import StepMeasurement
     from basecamp.scratch import Scratch
 
 UV_LOCK = "uv.lock"

@@ -19,18 +19,38 @@ from __future__ import annotations
 import os
 import re
 import statistics
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from basecamp import config, disk
+import docker.errors
+
+from basecamp import config, disk, enginelock, process
+from basecamp.build import build
+from basecamp.containers import throwaway
 from basecamp.errors import BuildError, InputError
+from basecamp.index import poetry_env
+from basecamp.lesson import show_code
+from basecamp.measure import (
+    _check_repeats,
+    _Session,
+    check_scenarios,
+    default_repeats,
+)
+from basecamp.poetry import find_poetry
+from basecamp.probe import run_in_image
+from basecamp.project import resolve
+from basecamp.runs import Run, StepMeasurement, fmt_range
+from basecamp.scratch import new_version, scratch_copy, with_version
+from basecamp.steps import dockerfile, instruction_diff
+from basecamp.tables import aligned as _aligned
+from basecamp.uvlock import find_uv, lock, uv_env
+from basecamp.verify import dependency_install_reran
 
 if TYPE_CHECKING:
     from basecamp.display import BuildDisplay
-    from basecamp.measure import Log, Run, StepMeasurement
+    from basecamp.measure import Log
 
 EXTRAS_DIR = config.DOCKERFILES_DIR / "extras"
 SCENARIO = "version-bump"
@@ -73,15 +93,6 @@ def measure_extra(
 
     Default: the version-bump scenario only (after a warm-up build), `repeats` as measure_step's.
     """
-    from basecamp.measure import (
-        _check_repeats,
-        _Session,
-        check_scenarios,
-        default_repeats,
-    )
-    from basecamp.project import resolve
-    from basecamp.scratch import scratch_copy
-
     path = extra_dockerfile(key)
     wanted = check_scenarios(scenarios)
     n = default_repeats() if repeats is None else _check_repeats(repeats)
@@ -129,15 +140,12 @@ class BumpRow:
 
 
 def _range(values: Sequence[int | None]) -> str:
-    from basecamp.measure import fmt_range
 
     return fmt_range(values)
 
 
 def bump_row(name: str, runs: Sequence[Run]) -> BumpRow:
     """The row of `runs` (version-bump runs that still hold their builds)."""
-    from basecamp.measure import dependency_install_reran, fmt_range
-
     if not runs:
         raise InputError(f"{name}: no version-bump runs")
     if any(r.build is None for r in runs):
@@ -167,8 +175,6 @@ BUMP_HEAD = ("Dockerfile", "version bump", "ran", "cached", "dependency install 
 
 def format_bump_table(rows: Sequence[BumpRow]) -> str:
     """A text table of bump rows, with what each column means under it."""
-    from basecamp.measure import _aligned
-
     lines = _aligned(BUMP_HEAD, [r.cells() for r in rows])
     legend = ("version bump: rebuild time after only the project's version changed, median (fastest–slowest).\n"
               "dependency install re-ran: runs in which `poetry install`/`uv sync` (not `--only-root`) ran again.\n"
@@ -194,8 +200,9 @@ class LockCheck:
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> tuple[int, str]:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    return proc.returncode, (proc.stdout + proc.stderr).strip()
+    """Run `cmd` in `cwd` with exactly `env`; its exit code and its output (stdout, then stderr)."""
+    done = process.run(cmd, cwd=cwd, env=env, inherit_env=False, timeout=timeout, check=False)
+    return done.returncode, done.output.strip()
 
 
 def lock_after_bump(name: str = "version-locks") -> tuple[str, list[LockCheck]]:
@@ -205,17 +212,11 @@ def lock_after_bump(name: str = "version-locks") -> tuple[str, list[LockCheck]]:
     uv: a uv.lock derived before the bump, then `uv lock --check` after it (what `uv sync --locked`
     checks in step 8's builder). Returns ("old -> new", [Poetry's check, uv's check]).
     """
-    from basecamp.index import poetry_env
-    from basecamp.poetry import find_poetry
-    from basecamp.scratch import scratch_copy, with_version
-    from basecamp.uvlock import find_uv, lock, uv_env
-
     app = scratch_copy(name)
     lock(app.path)  # uv.lock for the current version, as step 8's context has it
     uv_before = (app.path / "uv.lock").read_text()
     poetry_before = (app.path / "poetry.lock").read_text()
     pyproject = app.path / "pyproject.toml"
-    from basecamp.scratch import new_version
 
     _, old = with_version(pyproject.read_text(), "0")
     new = new_version(old)
@@ -243,8 +244,6 @@ def lock_after_bump(name: str = "version-locks") -> tuple[str, list[LockCheck]]:
 
 def installed_version(ref: str) -> str:
     """The project's version as the image's `python` reads it (`importlib.metadata`), or NOT_INSTALLED."""
-    from basecamp.probe import run_in_image
-
     res = run_in_image(ref, ["python", "-c", VERSION_CODE])
     lines = res.output.strip().splitlines()
     if res.exit_code != 0 or not lines:
@@ -254,8 +253,6 @@ def installed_version(ref: str) -> str:
 
 def declared_version(app_path: Path) -> str:
     """The version the scratch copy's pyproject.toml declares now."""
-    from basecamp.scratch import with_version
-
     return with_version((app_path / "pyproject.toml").read_text(), "0")[1]
 
 
@@ -286,25 +283,17 @@ def _run_entrypoint(ref: str, timeout_s: float = 60) -> tuple[int | None, str]:
     An exec that fails inside the container's init ends the container with an exit code and the
     message in its logs (runc prints it); an engine that refuses to start it raises: its message is kept.
     """
-    import docker.errors
-
-    from basecamp import engine, enginelock
-
-    client = engine.client()
-    with enginelock.exclusive(enginelock.describe("running the venv-elsewhere runtime")):
-        container = client.containers.create(ref, labels=config.made_labels(), network_disabled=True)
+    with enginelock.exclusive(enginelock.describe("running the venv-elsewhere runtime")), \
+            throwaway(ref, network_disabled=True) as container:
         try:
-            try:
-                container.start()
-            except docker.errors.APIError as exc:
-                return None, str(exc.explanation or exc)
-            status = container.wait(timeout=timeout_s)
-            logs = container.logs(stdout=True, stderr=True).decode(errors="replace").strip()
-            container.reload()
-            err = str(container.attrs.get("State", {}).get("Error") or "")
-            return int(status.get("StatusCode", -1)), (logs or err)
-        finally:
-            container.remove(force=True)
+            container.start()
+        except docker.errors.APIError as exc:
+            return None, str(exc.explanation or exc)
+        status = container.wait(timeout=timeout_s)
+        logs = container.logs(stdout=True, stderr=True).decode(errors="replace").strip()
+        container.reload()
+        err = str(container.attrs.get("State", {}).get("Error") or "")
+        return int(status.get("StatusCode", -1)), (logs or err)
 
 
 def venv_travel(display: BuildDisplay | str | None = None) -> TravelResult:
@@ -314,10 +303,6 @@ def venv_travel(display: BuildDisplay | str | None = None) -> TravelResult:
     meets in production. The checked stage adds `RUN ["/app/.venv/bin/python", "-c", "import annapurna"]`:
     its build fails, which is the point.
     """
-    from basecamp.build import build
-    from basecamp.probe import run_in_image
-    from basecamp.scratch import scratch_copy
-
     app = scratch_copy("venv-elsewhere")
     prefix = f"{config.IMAGE_REPO_PREFIX}/10-venv-elsewhere"
     disk.ensure_disk_space()  # build() leaves the free-disk check to its callers
@@ -343,9 +328,6 @@ def _failure_lines(exc: BuildError, limit: int = 6) -> str:
 
 def show_fix_diff(key: str, against: str = "06") -> None:
     """Display the instructions an extra of notebook 10 changes over a step's Dockerfile (default: step 6's)."""
-    from basecamp.lesson import show_code
-    from basecamp.steps import dockerfile, instruction_diff
-
     old, new = dockerfile(against), extra_dockerfile(key)
     show_code(instruction_diff(old.read_text(), new.read_text(), old.name, new.name,
                                whole=f"dockerfiles/extras/{new.name}"), "diff")
@@ -387,10 +369,6 @@ def poetry2_facts(name: str = "poetry2-facts") -> list[PoetryFact]:
     """Run the pinned Poetry on a scratch copy: `export`, `install --help` (--no-directory and friends), and a
     dry-run install with and without `package-mode = false`. Builds nothing; the dry runs create an empty venv
     under the lab's cache folder (never inside the copy, so a build context stays clean)."""
-    from basecamp.index import poetry_env
-    from basecamp.poetry import find_poetry
-    from basecamp.scratch import scratch_copy
-
     app = scratch_copy(name)
     envs = config.LAB_HOME / "cache" / f"{name}-venvs"
     env = {**os.environ, **poetry_env(), "POETRY_VIRTUALENVS_PATH": str(envs), "POETRY_NO_INTERACTION": "1",

@@ -23,13 +23,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from basecamp.dockerparse import Dockerfile, Instruction, parse
+from basecamp import lesson
+from basecamp.display import in_kernel
+from basecamp.dockerparse import Dockerfile, Instruction, Stage, parse
 from basecamp.errors import InputError
+from basecamp.measure import (
+    SMOKE_SCENARIO,
+    _check_repeats,
+    _Session,
+    check_scenarios,
+    default_repeats,
+)
+from basecamp.project import resolve
+from basecamp.runs import SCENARIOS
+from basecamp.scratch import context_copy
 
 if TYPE_CHECKING:
     from basecamp.display import BuildDisplay
-    from basecamp.measure import Log, StepMeasurement
+    from basecamp.measure import Log
     from basecamp.project import Project
+    from basecamp.runs import StepMeasurement
 
 #: The key of a learner's Dockerfile in the results file and the tables (the steps' keys start with a digit).
 KEY = "yours"
@@ -269,88 +282,111 @@ def dockerfile_verdict(path: str | Path, *, target: str | None = None, text: str
     if final is None:
         raise InputError(f"{path}: " + (f"no stage named {target!r}" if target else "no FROM line"))
     runs = [i for i in df.instructions if i.keyword == "RUN"]
-    installs = [(i, cmd) for i in runs for cmd in _installs(i)]
-    first_install = installs[0][0] if installs else None
-    checks = [_pinned(df)]
+    facts = _Facts(df, runs, [(i, cmd) for i in runs for cmd in _installs(i)])
+    checks = [_pinned(df), _main_only_check(facts), _cache_check(facts), _deps_check(facts),
+              _multi_stage_check(df, final), _cache_mount_check(runs), _non_root_check(final)]
+    return DockerfileVerdict(path=str(path), final_stage=final.name or f"stage {final.index}", checks=tuple(checks))
 
+
+@dataclass(frozen=True)
+class _Facts:
+    """What several lessons look at: the Dockerfile, its RUNs, and the install commands in them."""
+
+    df: Dockerfile
+    runs: list[Instruction]
+    #: (RUN, command) of every `poetry install` / `uv sync` / ... (basecamp.yours._installs).
+    installs: list[tuple[Instruction, list[str]]]
+
+    @property
+    def first_install(self) -> Instruction | None:
+        return self.installs[0][0] if self.installs else None
+
+
+def _main_only_check(facts: _Facts) -> LessonCheck:
+    installs, first_install = facts.installs, facts.first_install
     main = next((i for i, cmd in installs if _main_only(cmd)), None)
-    exports = [(i, cmd) for i in runs for cmd in _exports(i)]
+    exports = [(i, cmd) for i in facts.runs for cmd in _exports(i)]
     exported = next(((i, cmd) for i, cmd in exports if _main_only(cmd)), None)
     if main is None and not installs and exported is not None:
         added = _option(exported[1], "--with")
-        checks.append(_check("main-only", "only the main dependencies (--without dev / --only main)", "02", True,
-                             exported[0], "`poetry export` leaves the dev tools out of the requirements pip installs"
-                             + (f" (main + {', '.join(added)})" if added else "")))
-    else:
-        checks.append(_check(
-            "main-only", "only the main dependencies (--without dev / --only main)", "02", main is not None,
-            main or first_install or (exports[0][0] if exports else None), "dev tools stay out of the image" if main else
-            "the install takes every group, dev tools included" if installs else
-            "`poetry export` takes every group, dev tools included" if exports else "no `poetry install` found"))
+        return _check("main-only", "only the main dependencies (--without dev / --only main)", "02", True,
+                      exported[0], "`poetry export` leaves the dev tools out of the requirements pip installs"
+                      + (f" (main + {', '.join(added)})" if added else ""))
+    return _check(
+        "main-only", "only the main dependencies (--without dev / --only main)", "02", main is not None,
+        main or first_install or (exports[0][0] if exports else None), "dev tools stay out of the image" if main else
+        "the install takes every group, dev tools included" if installs else
+        "`poetry export` takes every group, dev tools included" if exports else "no `poetry install` found")
 
+
+def _cache_check(facts: _Facts) -> LessonCheck:
+    installs, first_install, runs = facts.installs, facts.first_install, facts.runs
     cleaned = next((i for i, _ in installs if _cleans_cache(i) or any(m.type == "cache" for m in i.mounts)), None)
     later_rm = next((i for i in runs if first_install and i.line > first_install.line and _cleans_cache(i)
                      and not _installs(i)), None)
     pips = [(i, cmd) for i in runs for cmd in _requirement_installs(i)]
     if not installs and pips:  # no Poetry in the image: pip installs the exported requirements
         cached = next((i for i, cmd in pips if "--no-cache-dir" not in cmd and
-                       not any(m.type == "cache" for m in i.mounts) and not _no_pip_cache_env(df)), None)
-        checks.append(_check(
+                       not any(m.type == "cache" for m in i.mounts) and not _no_pip_cache_env(facts.df)), None)
+        return _check(
             "cache-cleaned", "Poetry's cache cleaned in the same RUN (or a cache mount)", "03", cached is None,
             cached or pips[0][0], "no Poetry install here: pip installs the requirements without writing its "
             "download cache to a layer (--no-cache-dir)" if cached is None else
-            "no Poetry install here, but pip keeps its download cache in the layer (add --no-cache-dir)"))
-    else:
-        checks.append(_check(
-            "cache-cleaned", "Poetry's cache cleaned in the same RUN (or a cache mount)", "03", cleaned is not None,
-            cleaned or later_rm or first_install,
-            ("kept in a cache mount, never in a layer" if any(m.type == "cache" for m in cleaned.mounts)
-             else "deleted before the layer is written") if cleaned else
-            "deleted in a later RUN: the install's layer still holds it (step 3b)" if later_rm else
-            "the download cache stays in the image" if installs else "no `poetry install` found"))
+            "no Poetry install here, but pip keeps its download cache in the layer (add --no-cache-dir)")
+    return _check(
+        "cache-cleaned", "Poetry's cache cleaned in the same RUN (or a cache mount)", "03", cleaned is not None,
+        cleaned or later_rm or first_install,
+        ("kept in a cache mount, never in a layer" if any(m.type == "cache" for m in cleaned.mounts)
+         else "deleted before the layer is written") if cleaned else
+        "deleted in a later RUN: the install's layer still holds it (step 3b)" if later_rm else
+        "the download cache stays in the image" if installs else "no `poetry install` found")
 
-    code_copies = [i for i in df.instructions if _is_code_copy(i)]
+
+def _deps_check(facts: _Facts) -> LessonCheck:
+    code_copies = [i for i in facts.df.instructions if _is_code_copy(i)]
     first_code = code_copies[0] if code_copies else None
     # an install without the project: `poetry install --no-root`, `uv sync --no-install-project`, `pip install -r`
-    deps = min((i for i in [*(i for i, cmd in installs if _no_root(cmd)),
-                            *(i for i in runs if _requirement_installs(i))]), key=lambda i: i.line, default=None)
+    deps = min((i for i in [*(i for i, cmd in facts.installs if _no_root(cmd)),
+                            *(i for i in facts.runs if _requirement_installs(i))]), key=lambda i: i.line, default=None)
     early = deps is not None and first_code is not None and first_code.line > deps.line
-    checks.append(_check(
+    return _check(
         "deps-before-code", "dependencies installed before the code is copied", "04", early,
-        deps if early else first_code or first_install,
+        deps if early else first_code or facts.first_install,
         f"a code edit reuses the install (the code comes at line {first_code.line})" if early and first_code else
         "the code is copied before the dependencies are installed: a code edit re-runs the install"
-        if first_code and (deps is None or first_code.line < deps.line) else "no install without the project found"))
+        if first_code and (deps is None or first_code.line < deps.line) else "no install without the project found")
 
+
+def _multi_stage_check(df: Dockerfile, final: Stage) -> LessonCheck:
     base = df.resolved_base(final)
     from_ins = next(i for i in final.instructions if i.keyword == "FROM")
     slim = any(w in base.lower() for w in SLIM_WORDS) or base.lower() == "scratch"
     multi = len(df.stages) > 1
-    checks.append(_check(
+    return _check(
         "multi-stage", "multi-stage, slim runtime", "05", multi and slim, from_ins,
         f"the runtime starts from {base}, the build tools stay behind" if multi and slim else
         f"one stage: Poetry and whatever the install needed ship in the image ({base})" if not multi else
-        f"several stages, but the runtime starts from {base}, not a slim image"))
+        f"several stages, but the runtime starts from {base}, not a slim image")
 
+
+def _cache_mount_check(runs: list[Instruction]) -> LessonCheck:
     mount = next((i for i in runs if any(m.type == "cache" for m in i.mounts)), None)
-    checks.append(_check("cache-mount", "BuildKit cache mount", "06", mount is not None, mount,
-                         "downloads survive a dependency change" if mount else
-                         "a dependency change downloads every package again"))
+    return _check("cache-mount", "BuildKit cache mount", "06", mount is not None, mount,
+                  "downloads survive a dependency change" if mount else
+                  "a dependency change downloads every package again")
 
+
+def _non_root_check(final: Stage) -> LessonCheck:
     user = next((i for i in reversed(final.instructions) if i.keyword == "USER"), None)
     name = user.args.split(":", 1)[0].strip() if user else ""
     non_root = user is not None and name not in ("", "root", "0")
-    checks.append(_check("non-root", "non-root USER in the final stage", "05", non_root, user,
-                         f"the app runs as {name}" if non_root else "the app runs as root"))
-    return DockerfileVerdict(path=str(path), final_stage=final.name or f"stage {final.index}", checks=tuple(checks))
+    return _check("non-root", "non-root USER in the final stage", "05", non_root, user,
+                  f"the app runs as {name}" if non_root else "the app runs as root")
 
 
 def show_verdict(verdict: DockerfileVerdict) -> None:
     """The verdict as a table in a notebook (plain lines in a terminal)."""
-    from basecamp.display import in_kernel
-    from basecamp.lesson import say
-
-    say(verdict.markdown()) if in_kernel() else print(verdict.lines())
+    lesson.say(verdict.markdown()) if in_kernel() else print(verdict.lines())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,17 +414,6 @@ def measure_dockerfile(
     the project's smoke test on the image (recorded; a failure is reported, not raised).
     Returns a StepMeasurement like a step's; `summary_rows([..., key], project=...)` shows it beside the steps.
     """
-    from basecamp.measure import (
-        SCENARIOS,
-        SMOKE_SCENARIO,
-        _check_repeats,
-        _Session,
-        check_scenarios,
-        default_repeats,
-    )
-    from basecamp.project import resolve
-    from basecamp.scratch import context_copy
-
     file = Path(path).expanduser().resolve()
     if not file.is_file():
         raise InputError(f"{file}: no such Dockerfile (pass the path to your Dockerfile)")

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from basecamp import bases, config, dockerparse, lint
+from basecamp import baserecipes, bases, config, dockerparse, lint
 from basecamp.bases import DebianMirror, HostInputs
 from basecamp.errors import InputError, LabError
 from basecamp.index import IndexSettings, default_index_url
@@ -120,10 +120,32 @@ def test_recipe_hash_is_stable_and_tracks_its_inputs(monkeypatch: pytest.MonkeyP
     assert bases.recipe_hash("slim", other_ca) != slim and bases.recipe_hash("full", other_ca) != full
     assert bases.recipe_hash("slim", inputs(needs_mirror=False)) != slim
     assert bases.recipe_hash("slim", dataclasses.replace(base, apt_options={})) != slim
-    monkeypatch.setattr(bases, "FULL_PACKAGES", (*bases.FULL_PACKAGES, "libfoo-dev"))
-    assert bases.recipe_hash("slim", base) == slim and bases.recipe_hash("full", base) != full
+    assert bases.recipe_hash("slim", dataclasses.replace(base, plugin_version="9.9")) != slim  # a build ARG
     with pytest.raises(InputError):
         bases.recipe_hash("medium", base)
+
+
+def test_recipe_hashes_include_the_dockerfiles_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed recipe file rebuilds its stand-in (and the ones built on it) at the next prepare."""
+    base = inputs()
+    hashes = (bases.recipe_hash("slim", base), bases.recipe_hash("full", base), bases.distroless_recipe_hash("sha256:a"))
+    folder = tmp_path / "bases"
+    folder.mkdir()
+    monkeypatch.setattr(config, "STANDIN_DOCKERFILES_DIR", folder)
+    for kind in ("slim", "full", "distroless"):
+        (folder / f"{kind}.Dockerfile").write_text((config.DOCKERFILES_DIR / "bases" / f"{kind}.Dockerfile").read_text())
+    assert (bases.recipe_hash("slim", base), bases.recipe_hash("full", base),
+            bases.distroless_recipe_hash("sha256:a")) == hashes, "the same text, the same hashes"
+    full = folder / "full.Dockerfile"
+    full.write_text(full.read_text().replace("libkrb5-dev", "libkrb5-dev libfoo-dev"))
+    assert bases.recipe_hash("slim", base) == hashes[0] and bases.recipe_hash("full", base) != hashes[1]
+    assert "libfoo-dev" in bases.full_packages()
+    slim = folder / "slim.Dockerfile"
+    slim.write_text(slim.read_text().replace("rm -rf /root/.cache", "rm -rf /root/.cache /tmp/*"))
+    assert bases.recipe_hash("slim", base) != hashes[0] and bases.recipe_hash("full", base) != hashes[1]
+    distroless = folder / "distroless.Dockerfile"
+    distroless.write_text(distroless.read_text().replace(" tzdata ", " "))
+    assert bases.distroless_recipe_hash("sha256:a") != hashes[2]
 
 
 def test_standin_env_refuses_credentials() -> None:
@@ -146,13 +168,28 @@ def test_standin_env() -> None:
 
 def test_dockerfiles() -> None:
     slim = bases.slim_dockerfile(inputs())
-    assert "# syntax" not in slim and "FROM scratch" in slim
-    plugin = f"poetry-plugin-pypi-mirror=={config.project_settings()['poetry-mirror-plugin']}"
-    assert plugin in slim and 'CMD ["python3"]' in slim
-    assert "poetry-plugin-pypi-mirror" not in bases.slim_dockerfile(inputs(needs_mirror=False))
-    full = bases.full_dockerfile("sha256:abc")
-    assert dockerparse.parse(full).stages[0].base == "sha256:abc" and "# syntax" not in full
+    assert "# syntax" not in slim and "FROM scratch" in slim and 'CMD ["python3"]' in slim
+    assert 'ENV LANG="C.UTF-8" \\\n    SSL_CERT_FILE=' in slim and 'POETRY_PYPI_MIRROR_URL="https://idx.example/simple"' in slim
+    assert '"poetry-plugin-pypi-mirror==$MIRROR_PLUGIN_VERSION"' in slim
+    assert bases.slim_build_args(inputs()) == {"MIRROR_PLUGIN_VERSION": "0.6.5"}
+    assert bases.slim_build_args(inputs(needs_mirror=False)) == {"MIRROR_PLUGIN_VERSION": ""}
+    full = bases.full_dockerfile()
+    assert dockerparse.parse(full).stages[0].base == "${SLIM_IMAGE}" and "# syntax" not in full
     assert "build-essential" in full and "rm -rf /var/lib/apt/lists/*" in full
+    assert bases.full_packages()[:2] == ("build-essential", "python3-dev") and "libkrb5-dev" in bases.full_packages()
+    assert len(bases.full_packages()) == len(set(bases.full_packages())) > 30
+
+
+def test_the_slim_recipe_gets_exactly_this_machines_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = bases.slim_dockerfile(dataclasses.replace(inputs(needs_mirror=False, url=default_index_url()),
+                                                      ca_bundle_sha256=None))
+    assert [i.args for i in dockerparse.parse(plain).instructions if i.keyword == "ENV"] == ['LANG="C.UTF-8"']
+    folder = tmp_path / "bases"
+    folder.mkdir()
+    monkeypatch.setattr(config, "STANDIN_DOCKERFILES_DIR", folder)
+    (folder / "slim.Dockerfile").write_text("FROM scratch\nENV LANG=C\n")
+    with pytest.raises(LabError, match="exactly once"):
+        bases.slim_dockerfile(inputs())
 
 
 def test_standin_labels() -> None:
@@ -265,41 +302,46 @@ def test_a_standin_gets_only_the_index_url_never_the_hosts_pip_configuration(
     assert "/etc/pip" not in text and "COPY" not in text  # the root fs comes from debootstrap (ADD rootfs.tar)
     env_keys = set(bases.standin_env(inputs().index, ca_bundle=True))
     assert env_keys <= {"LANG", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_INDEX_URL", "POETRY_PYPI_MIRROR_URL"}
-    assert "private.example" not in bases.full_dockerfile("sha256:abc")
+    assert "private.example" not in bases.full_dockerfile()
 
 
 # --- the distroless stand-in (step 9's runtime base) -----------------------------------------------
 
 
 def test_distroless_recipe_unpacks_packages_and_keeps_only_them() -> None:
-    text = bases.distroless_dockerfile("python:3.11-slim-bookworm")
+    text = bases.distroless_dockerfile()
     model = dockerparse.parse(text)
-    assert [(s.base, s.name) for s in model.stages] == [("python:3.11-slim-bookworm", "unpack"), ("scratch", None)]
+    assert [(s.base, s.name) for s in model.stages] == [("${SLIM_IMAGE}", "unpack"), ("scratch", None)]
     for package in ("python3.11-minimal", "libpython3.11-stdlib", "libc6", "libssl3", "tzdata"):
-        assert f"        {package} \\\n" in text, package
+        assert package in bases.distroless_packages(), package
     assert 'dpkg-deb -x "$deb" /rootfs' in text
     final = [i for i in model.stages[1].instructions if i.keyword != "FROM"]
     assert (final[0].keyword, final[0].flag("from"), final[0].args) == ("COPY", "unpack", "/rootfs/ /")
     assert "RUN" not in {i.keyword for i in final}, "the final stage has no shell to run anything with"
     assert (final[-1].keyword, final[-1].args) == ("ENTRYPOINT", '["/usr/bin/python3.11"]')
     assert "ln -s python3.11 usr/bin/python3" in text
+    assert len(bases.distroless_packages()) == 23
     for shell_package in ("bash", "dash", "coreutils", "busybox", "python3-pip", "apt", "dpkg"):
-        assert shell_package not in bases.DISTROLESS_PACKAGES
+        assert shell_package not in bases.distroless_packages()
+
+
+def _written(text: str, target: str) -> str:
+    """What the recipe's `printf '...' > <target>` writes, run by a real shell."""
+    import re
+    import subprocess
+
+    (command,) = re.findall(rf"(printf '[^']*') > {re.escape(target)}", text)
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
 
 
 def test_distroless_accounts_have_no_login_shell() -> None:
-    users = [line.split(":") for line in bases.DISTROLESS_PASSWD.splitlines()]
-    assert [(u[0], u[2]) for u in users] == [("root", "0"), ("nonroot", "65532"), ("nobody", "65534")]
+    text = bases.distroless_dockerfile()
+    users = [line.split(":") for line in _written(text, "etc/passwd").splitlines()]
+    assert [(u[0], u[2], u[3]) for u in users] == [("root", "0", "0"), ("nonroot", "65532", "65532"),
+                                                   ("nobody", "65534", "65534")]
     assert all(u[6] == "/sbin/nologin" for u in users)
-    assert "nonroot:x:65532:" in bases.DISTROLESS_GROUP
-
-
-def test_printf_argument_writes_the_text_exactly(tmp_path: Path) -> None:
-    import subprocess
-
-    text = bases.DISTROLESS_PASSWD + "it's a \\ backslash\n"
-    out = subprocess.run(["sh", "-c", f"printf {bases._printf(text)}"], capture_output=True, text=True, check=True)
-    assert out.stdout == text
+    assert _written(text, "etc/group") == f"root:x:0:\nnonroot:x:{bases.NONROOT_UID}:\nnobody:x:65534:\n"
+    assert f"chown {bases.NONROOT_UID}:{bases.NONROOT_UID} home/nonroot" in text
 
 
 def test_distroless_recipe_hash_follows_the_slim_image() -> None:
@@ -343,9 +385,21 @@ def standin_dockerfiles() -> dict[str, str]:
     """The three stand-in recipes, rendered for a machine with a mirror, an index that needs the plugin and a CA."""
     return {
         "slim": bases.slim_dockerfile(inputs(ca_bundle=Path("/etc/ca.pem"))),
-        "full": bases.full_dockerfile("annapurna-lab/standin:slim"),
-        "distroless": bases.distroless_dockerfile(config.SLIM_BASE),
+        "full": bases.full_dockerfile(),
+        "distroless": bases.distroless_dockerfile(),
     }
+
+
+def test_the_recipes_are_the_files_in_dockerfiles_bases() -> None:
+    folder = config.DOCKERFILES_DIR / "bases"
+    assert sorted(p.name for p in folder.glob("*.Dockerfile")) == ["distroless.Dockerfile", "full.Dockerfile",
+                                                                   "slim.Dockerfile"]
+    assert bases.full_dockerfile() == (folder / "full.Dockerfile").read_text()
+    assert bases.distroless_dockerfile() == (folder / "distroless.Dockerfile").read_text()
+    raw = (folder / "slim.Dockerfile").read_text().splitlines()
+    rendered = bases.slim_dockerfile(inputs()).splitlines()
+    assert raw[: raw.index(baserecipes.ENV_LINE)] == rendered[: raw.index(baserecipes.ENV_LINE)]
+    assert raw[-12:] == rendered[-12:], "only the ENV line is substituted"
 
 
 @pytest.mark.parametrize("kind", ["slim", "full", "distroless"])
@@ -359,10 +413,11 @@ def test_standin_dockerfiles_say_why_for_every_instruction(kind: str) -> None:
 
 
 def test_standin_dockerfiles_lint_clean_with_every_ignore_justified(tmp_path: Path) -> None:
-    paths = []
+    """The files as they are, and the slim one as this machine renders it."""
+    paths = sorted((config.DOCKERFILES_DIR / "bases").glob("*.Dockerfile"))
     for kind, text in standin_dockerfiles().items():
         path = tmp_path / f"{kind}.Dockerfile"
         path.write_text(text)
         paths.append(path)
         assert all(i.justified for i in lint.find_ignores(text, path.name)), kind
-    assert lint.hadolint(paths) == []
+    assert len(paths) == 6 and lint.hadolint(paths) == []

@@ -20,7 +20,9 @@ from test_buildcache import (
 
 
 def test_filter_matches_the_lab_label_only() -> None:
-    assert label_filter() == {"label": f"{config.MADE_LABEL}={config.LAB_LABEL_VALUE}"}
+    assert label_filter() == {"label": [f"{config.MADE_LABEL}={config.LAB_LABEL_VALUE}"]}
+    # a narrower selection: the made label *and* another (Docker ANDs label filters)
+    assert label_filter({"x.y": "1"}) == {"label": [f"{config.MADE_LABEL}={config.LAB_LABEL_VALUE}", "x.y=1"]}
     # what a stand-in carries (and passes on to images built FROM it) is not selected
     assert config.MADE_LABEL not in config.lab_labels() and config.MADE_LABEL in config.made_labels()
 

@@ -13,7 +13,8 @@ from test_build import BUSYBOX, ensure_busybox
 
 # Not `from basecamp import running`: the package's lazy exports may replace such attributes.
 running = importlib.import_module("basecamp.running")
-RunSpec, Member = running.RunSpec, running.Member
+reproducible = importlib.import_module("basecamp.reproducible")
+RunSpec, Member = running.RunSpec, reproducible.Member
 
 # --- no engine ------------------------------------------------------------------------------------
 
@@ -94,12 +95,12 @@ def test_compare_members():
          "x.pyc": Member(9, 1, "p1", "body"), "y.pyc": Member(9, 1, "q1", "code1"), "gone": Member(1, 1, "g")}
     b = {"d": Member(0, 2, ""), "same": Member(3, 1, "aa", "aa"), "touched": Member(3, 5, "bb", "bb"),
          "x.pyc": Member(9, 1, "p2", "body"), "y.pyc": Member(9, 1, "q2", "code2"), "new": Member(1, 1, "n")}
-    only_a, only_b, content, mtime, header = running.compare_members(a, b)
+    only_a, only_b, content, mtime, header = reproducible.compare_members(a, b)
     assert (only_a, only_b) == (("gone",), ("new",))
     assert content == ("x.pyc", "y.pyc")
     assert mtime == ("d", "touched")
     assert header == ("x.pyc",)
-    layer = running.LayerDiff(1, "COPY /app/.venv /app/.venv", False, only_a, only_b, content, mtime, header)
+    layer = reproducible.LayerDiff(1, "COPY /app/.venv /app/.venv", False, only_a, only_b, content, mtime, header)
     assert layer.kinds() == {".pyc": 2}
     assert "2 files with other content (2 .pyc) (1 of them .pyc headers only), 2 with only another mtime, " \
            "2 in one build only" in layer.line()
@@ -115,7 +116,7 @@ def test_pyc_member_body_skips_the_header(tmp_path):
             info = tarfile.TarInfo(name)
             info.size, info.mtime = len(data), 42
             tar.addfile(info, io.BytesIO(data))
-    members = running._members(buf.getvalue())
+    members = reproducible._members(buf.getvalue())
     assert members["a.pyc"].body != members["a.pyc"].digest  # the .pyc's code alone
     assert members["b.py"].body == members["b.py"].digest
     assert members["a.pyc"].mtime == 42 and members["a.pyc"].size == 20
@@ -250,7 +251,7 @@ def test_compare_images_finds_the_layer_that_differs(tmp_path):
     tags = [f"annapurna-lab/test-repro:{uuid.uuid4().hex[:8]}" for _ in range(2)]
     try:
         ids = [build(tmp_path / "Dockerfile", tmp_path, tag, no_cache=True, display="none").image_id for tag in tags]
-        r = running.compare_images("busybox", ids[0], ids[1])
+        r = reproducible.compare_images("busybox", ids[0], ids[1])
         assert not r.same_image and len(r.layers) == 3
         assert [layer.same for layer in r.layers] == [True, True, False]
         changed = r.layers[2]

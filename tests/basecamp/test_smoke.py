@@ -83,6 +83,9 @@ class _FakeContainer:
         self.attrs = {"NetworkSettings": {"Ports": {"8000/tcp": [{"HostPort": str(host_port)}]}}, "State": {}}
         self.removed = False
 
+    def start(self):
+        pass
+
     def reload(self):
         pass
 
@@ -100,7 +103,7 @@ def served(monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     container = _FakeContainer(server.server_address[1])
     client = types.SimpleNamespace(images=types.SimpleNamespace(get=lambda ref: None),
-                                   containers=types.SimpleNamespace(run=lambda *a, **k: container))
+                                   containers=types.SimpleNamespace(create=lambda *a, **k: container))
     monkeypatch.setattr(engine, "client", lambda: client)
     yield container, server.RequestHandlerClass
     server.shutdown()
@@ -288,6 +291,9 @@ class _FakeProbe:
         proc = subprocess.run([sys.executable, *cmd[1:]], capture_output=True, timeout=30, check=False)
         return proc.returncode, proc.stdout
 
+    def start(self):
+        pass
+
     def remove(self, force):
         self.removed = True
 
@@ -302,12 +308,12 @@ def remote_served(monkeypatch):
     probe = _FakeProbe()
     runs = []
 
-    def run(image, **kwargs):
+    def create(image, **kwargs):
         runs.append((image, kwargs))
         return probe if image == smoke_mod.PROBE_IMAGE else app
 
     client = types.SimpleNamespace(images=types.SimpleNamespace(get=lambda ref: None),
-                                   containers=types.SimpleNamespace(run=run))
+                                   containers=types.SimpleNamespace(create=create))
     monkeypatch.setattr(engine, "client", lambda: client)
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.213.13.2:2375")
     monkeypatch.setattr(smoke_mod, "_get", lambda url: pytest.fail(f"asked {url} from the client"))
