@@ -146,7 +146,7 @@ def test_it_writes_down_no_package_index() -> None:
 def _bind_args(env: dict[str, str]) -> list[str]:
     """`lab`'s jupyter_bind_args, run alone in bash (3.2-compatible: no mapfile)."""
     lab = (config.REPO_ROOT / "lab").read_text()
-    body = re.search(r"^jupyter_bind_args\(\) \{\n.*?^\}\n", lab, re.S | re.M)
+    body = re.search(r"^jupyter_bind_args\(\) \{\n.*?^\}\n", lab, re.DOTALL | re.MULTILINE)
     assert body, "lab has no jupyter_bind_args function"
     script = body.group(0) + 'args=(--no-browser); jupyter_bind_args; printf "%s\\n" "${args[@]}"'
     proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30, check=True)
