@@ -126,6 +126,7 @@ def test_it_runs_what_the_lab_needs() -> None:
     port = int(data["containerEnv"]["ANNAPURNA_JUPYTER_PORT"])
     assert port in data["forwardPorts"] and data["portsAttributes"][str(port)]["label"].startswith("JupyterLab")
     assert data["containerEnv"]["ANNAPURNA_JUPYTER_IP"] == "0.0.0.0"
+    assert float(data["containerEnv"]["ANNAPURNA_ENGINE_WAIT"]) > 0, "post-create may begin before dockerd answers"
     floor = re.search(r'requires-python = ">=(\d+\.\d+)', (config.REPO_ROOT / "pyproject.toml").read_text())
     assert floor and f"python:3-{floor.group(1)}-bookworm" in data["image"], "the image's Python is the lab's floor"
     assert data["hostRequirements"]["cpus"] >= 2

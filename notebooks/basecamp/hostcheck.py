@@ -15,6 +15,7 @@ import os
 import platform
 import socket
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -200,7 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m basecamp.hostcheck", description=__doc__.splitlines()[0])
     parser.add_argument("--uname", help="`uname -s` as the shell sees it (Git Bash's Python may not know)")
     args = parser.parse_args(argv)
-    message = next_step(gather(args.uname))
+    # ANNAPURNA_ENGINE_WAIT=<seconds> (the dev container sets it): the engine may still be starting, as the
+    # Docker-in-Docker feature's dockerd is when the container's post-create step begins. Ask again until then.
+    deadline = time.monotonic() + float(os.environ.get("ANNAPURNA_ENGINE_WAIT") or 0)
+    facts = gather(args.uname)
+    message = next_step(facts)
+    while message and facts.socket in (MISSING, SILENT) and not is_windows_shell(facts.system) \
+            and time.monotonic() < deadline:
+        time.sleep(1)
+        facts = gather(args.uname)
+        message = next_step(facts)
     if message:
         print(f"error: {message}", file=sys.stderr)
         return 1

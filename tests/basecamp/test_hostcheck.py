@@ -134,3 +134,22 @@ def test_lab_prepare_asks_first(tmp_path: Path) -> None:
     lab = (config.REPO_ROOT / "lab").read_text()
     prepare = lab[lab.index("prepare() {"):]
     assert prepare.index("host_check") < prepare.index("install_poetry")
+
+
+def test_the_command_waits_for_an_engine_still_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dev container's post-create step may begin before the feature's dockerd answers (ANNAPURNA_ENGINE_WAIT)."""
+    seen: list[HostFacts] = [facts(groups=frozenset({"docker"})), facts(groups=frozenset({"docker"})),
+                             facts(groups=frozenset({"docker"}), socket=ANSWERS)]
+    calls: list[str | None] = []
+
+    def gather(system: str | None = None) -> HostFacts:
+        calls.append(system)
+        return seen[min(len(calls), len(seen)) - 1]
+
+    monkeypatch.setattr(hostcheck, "gather", gather)
+    monkeypatch.setattr(hostcheck.time, "sleep", lambda s: None)
+    monkeypatch.setenv("ANNAPURNA_ENGINE_WAIT", "30")
+    assert hostcheck.main(["--uname", "Linux"]) == 0 and len(calls) == 3
+    calls.clear()
+    monkeypatch.delenv("ANNAPURNA_ENGINE_WAIT")  # by default: one look, then the next step
+    assert hostcheck.main(["--uname", "Linux"]) == 1 and len(calls) == 1
