@@ -159,3 +159,38 @@ def test_lab_start_listens_where_the_dev_container_forwards() -> None:
     data = config_data()
     assert _bind_args(data["containerEnv"]) == [
         "--no-browser", "--ServerApp.ip=0.0.0.0", "--ServerApp.port=8888", "--ServerApp.port_retries=0"]
+
+
+def test_jupyterlab_there_answers_a_forwarded_address_that_loopback_refuses(tmp_path: Path) -> None:
+    """JupyterLab with `./lab start`'s arguments in the dev container answers a request whose Host header is not
+    localhost (a hosted environment's forwarded address); on its loopback default it refuses it (403). Run in a
+    private network namespace (only its own loopback), so 0.0.0.0 and port 8888 are that namespace's alone."""
+    import os
+    import shlex
+    import shutil
+    import sys
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("curl") is None:
+        pytest.fail("needs root, unshare and curl: the server runs in a private network namespace")
+    jupyter = Path(sys.executable).parent / "jupyter"
+    dev = _bind_args(config_data()["containerEnv"])
+    default = _bind_args({}) + ["--ServerApp.port=8888"]
+    common = ["--allow-root", "--ServerApp.token=probe", f"--ServerApp.root_dir={tmp_path}"]
+    script = f"""
+ip link set lo up
+ask() {{ curl -s -o /dev/null -w '%{{http_code}}' -H "Host: $1" 'http://127.0.0.1:8888/api/status?token=probe'; }}
+serve() {{
+  {shlex.quote(str(jupyter))} lab {' '.join(map(shlex.quote, common))} "$@" >>{shlex.quote(str(tmp_path / 'jupyter.log'))} 2>&1 &
+  pid=$!
+  for _ in $(seq 1 120); do [ "$(ask 127.0.0.1:8888)" = 200 ] && break; sleep 0.5; done
+  echo "$(ask 127.0.0.1:8888) $(ask workshop-8888.example.test)"
+  kill $pid; wait $pid 2>/dev/null
+}}
+serve {' '.join(map(shlex.quote, default))}
+serve {' '.join(map(shlex.quote, dev))}
+"""
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    proc = subprocess.run(["unshare", "--net", "bash", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=240, check=False)
+    log = (tmp_path / "jupyter.log").read_text(errors="replace")[-3000:] if (tmp_path / "jupyter.log").exists() else ""
+    assert proc.stdout.split("\n")[:2] == ["200 403", "200 200"], proc.stdout + proc.stderr + log
