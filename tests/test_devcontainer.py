@@ -170,15 +170,15 @@ def test_jupyterlab_there_answers_a_forwarded_address_that_loopback_refuses(tmp_
     import shutil
     import sys
 
-    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("curl") is None:
-        pytest.fail("needs root, unshare and curl: the server runs in a private network namespace")
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.fail("needs root, unshare and ip: the server runs in a private network namespace")
     jupyter = Path(sys.executable).parent / "jupyter"
     dev = _bind_args(config_data()["containerEnv"])
     default = _bind_args({}) + ["--ServerApp.port=8888"]
     common = ["--allow-root", "--ServerApp.token=probe", f"--ServerApp.root_dir={tmp_path}"]
     script = f"""
 ip link set lo up
-ask() {{ curl -s -o /dev/null -w '%{{http_code}}' -H "Host: $1" 'http://127.0.0.1:8888/api/status?token=probe'; }}
+ask() {{ {shlex.quote(sys.executable)} -c "$ASK" "$1" 2>/dev/null || echo 000; }}
 serve() {{
   {shlex.quote(str(jupyter))} lab {' '.join(map(shlex.quote, common))} "$@" >>{shlex.quote(str(tmp_path / 'jupyter.log'))} 2>&1 &
   pid=$!
@@ -189,7 +189,9 @@ serve() {{
 serve {' '.join(map(shlex.quote, default))}
 serve {' '.join(map(shlex.quote, dev))}
 """
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    ask = ("import http.client, sys; c = http.client.HTTPConnection('127.0.0.1', 8888, timeout=5); "
+           "c.request('GET', '/api/status?token=probe', headers={'Host': sys.argv[1]}); print(c.getresponse().status)")
+    env = {**os.environ, "ASK": ask, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
     proc = subprocess.run(["unshare", "--net", "bash", "-c", script], env=env, capture_output=True, text=True,
                           timeout=240, check=False)
     log = (tmp_path / "jupyter.log").read_text(errors="replace")[-3000:] if (tmp_path / "jupyter.log").exists() else ""
