@@ -17,7 +17,7 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
-from . import config, process
+from . import config, hostcheck, process
 from .errors import EngineError
 
 ENGINE_DIR = config.LAB_HOME / "engine"
@@ -85,6 +85,12 @@ def describe_engine(host: str | None = None) -> str:
     """One line: which engine the lab talks to, and whether it is on this machine."""
     host = docker_host() if host is None else host
     return f"{'local' if is_local(host) else 'remote'} engine at {host}"
+
+
+def next_step() -> str | None:
+    """Why no engine answers on this machine and the one thing to do (`basecamp.hostcheck`), or None when
+    there is nothing particular to say (root on Debian: the lab starts dockerd; an engine on another host)."""
+    return hostcheck.next_step(hostcheck.gather())
 
 
 def client(timeout: int = 120) -> docker.DockerClient:
@@ -207,6 +213,9 @@ def _start_engine(allow_install: bool) -> EngineStatus:
         return _status(dk, "already running", pid, DOCKERD_LOG if pid else None)
 
     host = docker_host()
+    step = next_step()
+    if step:  # Windows shell, WSL, macOS, no root, no docker group, rootless: one message, the next step
+        raise EngineError(step)
     if host != f"unix://{DEFAULT_SOCKET}":
         raise EngineError(f"No Docker engine answers at DOCKER_HOST={host}. {HOW_TO_START}")
     if not (is_root() and is_debian_like()):
