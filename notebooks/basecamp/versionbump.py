@@ -22,7 +22,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import docker.errors
 
@@ -393,8 +393,3 @@ def poetry2_facts(name: str = "poetry2-facts") -> list[PoetryFact]:
     facts.append(fact("a dry-run install, package-mode = false", dry, ("Package operations", ROOT_INSTALL_LINE)))
     return facts
 
-
-def format_rows_for_plot(rows: Sequence[BumpRow]) -> list[dict[str, Any]]:
-    """Rows shaped for basecamp.plots.plot_compare's "version-bump" metric (median, min, max, runs)."""
-    return [{"step": r.name, "version_bump_median_s": r.median_s, "version_bump_min_s": r.min_s,
-             "version_bump_max_s": r.max_s, "version_bump_runs": r.runs} for r in rows]

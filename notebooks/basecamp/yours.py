@@ -37,6 +37,7 @@ from basecamp.measure import (
 from basecamp.project import resolve
 from basecamp.runs import SCENARIOS
 from basecamp.scratch import context_copy
+from basecamp.steps import resolve_file
 
 if TYPE_CHECKING:
     from basecamp.display import BuildDisplay
@@ -424,12 +425,11 @@ def measure_dockerfile(
                          f"or '-' (e.g. '{KEY}-prod'), so it never takes a step's place")
     wanted = check_scenarios(scenarios or SCENARIOS)
     n = default_repeats() if repeats is None else _check_repeats(repeats)
-    if target is not None and parse(file.read_text()).stage(target) is None:
-        raise InputError(f"{file.name} has no stage named {target!r}")
+    resolved = resolve_file(file, key, target, project=project)  # read and parsed once; InputError: no such stage
     app = context_copy(f"measure-{key}", project, file)
     say: Log = log or (lambda _msg: None)
     session = _Session(key, file, app, target, display, say, None, project, source=str(file),
-                       missing_base="pull or build it first")
+                       missing_base="pull or build it first", resolved=resolved)
     runs = session.protocol(wanted, n)
     smoke_ok: bool | None = None
     if smoke:
