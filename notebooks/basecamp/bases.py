@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from . import config, process
+from . import bundle, config, process
 from .engine import (
     apt_install,
     client,
@@ -654,6 +654,10 @@ def _ensure_bases(force: bool, progress: Callable[[str], None]) -> list[BaseImag
             results[kind] = BaseImage(tag, kind, "present", False, _size(image), time.monotonic() - started)
             progress(f"{tag}: present")
             continue
+        if image is not None and not force and bundle.from_bundle(_labels(image)):  # ./lab prepare --bundle
+            results[kind] = BaseImage(tag, kind, "stand-in present", True, _size(image), time.monotonic() - started)
+            progress(f"{tag}: loaded from the workshop bundle")
+            continue
         if inputs is None:
             inputs = host_inputs()
         try:
@@ -807,6 +811,9 @@ def _ensure_distroless(force: bool, progress: Callable[[str], None]) -> BaseImag
         raise LabError(f"{tag} is unpacked in {config.SLIM_BASE}, which is not in the engine: run `./lab prepare`.")
     digest = distroless_recipe_hash(str(slim.id))
     image = _image(dk, tag)
+    if image is not None and not force and bundle.from_bundle(_labels(image)):  # ./lab prepare --bundle
+        progress(f"{tag}: loaded from the workshop bundle")
+        return BaseImage(tag, "distroless", "stand-in present", True, _size(image), time.monotonic() - started)
     if image is not None and not force and _labels(image).get(RECIPE_LABEL) == digest:
         progress(f"{tag}: stand-in present (recipe {digest[:12]})")
         return BaseImage(tag, "distroless", "stand-in present", True, _size(image), time.monotonic() - started)

@@ -84,6 +84,8 @@ class BuildResult:
     #: The command line that ran (`cli_argv`) and the environment it added (DOCKER_BUILDKIT=1).
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    #: "workshop bundle" when the build's installers were pointed at the bundle's index (basecamp.bundle), else "".
+    package_index: str = ""
 
     @property
     def command(self) -> str:
@@ -237,7 +239,7 @@ def _build_locked(dockerfile: Path, context: Path, tag: str, target: str | None,
                   labels: dict[str, str] | None, no_cache: bool, display: BuildDisplay | str | None,
                   cache_from: list[str] | None, secrets: dict[str, str] | None) -> BuildResult:
     """`build` once the engine is the lab's alone (see basecamp.enginelock)."""
-    from basecamp import buildcache, disk, engine
+    from basecamp import buildcache, bundle, disk, engine
 
     disk.ensure_disk_space()
     all_labels = {**config.made_labels(), **(labels or {})}
@@ -245,17 +247,20 @@ def _build_locked(dockerfile: Path, context: Path, tag: str, target: str | None,
     cli = engine.buildkit_cli()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     try:
-        if cli is None:
-            if secrets:
-                raise InputError("build: secrets need BuildKit, and no docker CLI here builds with it")
-            result = _build_classic(engine.client(), dockerfile, context, tag, target, build_args or {},
-                                    all_labels, no_cache, shown, started_at)
-        else:
-            # BuildKit's cache carries no labels: remember the cache mounts this build creates as
-            # the lab's, so cold measurements and cleanup prune those and never the user's.
-            with buildcache.track(note=tag, dockerfile_text=Path(dockerfile).read_text()):
-                result = _build_cli(cli, dockerfile, context, tag, target, build_args or {}, all_labels,
-                                    no_cache, shown, started_at, secrets or {}, cache_from or [])
+        with bundle.serving() as served:  # a workshop bundle's index, served for this build only
+            if cli is None:
+                if secrets:
+                    raise InputError("build: secrets need BuildKit, and no docker CLI here builds with it")
+                result = _build_classic(engine.client(), dockerfile, context, tag, target, build_args or {},
+                                        all_labels, no_cache, shown, started_at)
+            else:
+                # BuildKit's cache carries no labels: remember the cache mounts this build creates as
+                # the lab's, so cold measurements and cleanup prune those and never the user's.
+                with buildcache.track(note=tag, dockerfile_text=Path(dockerfile).read_text()):
+                    result = _build_cli(cli, dockerfile, context, tag, target, build_args or {}, all_labels,
+                                        no_cache, shown, started_at, secrets or {}, cache_from or [])
+        if served is not None:
+            result.package_index = bundle.PACKAGE_INDEX
     except BaseException as exc:
         shown.finish(None, exc)
         raise

@@ -48,6 +48,8 @@ class Record:
     ok: bool | None = None
     #: One line about the record (scenario "smoke": the smoke test's summary).
     note: str = ""
+    #: "workshop bundle" when the build installed from the bundle's index (basecamp.bundle), else "".
+    package_index: str = ""
 
 
 def record(rec: Record, path: Path | None = None) -> Record:
