@@ -34,20 +34,25 @@ def bundle(out: str | None) -> None:
     from basecamp import bundle as workshop
     from basecamp.bases import python_of
     from basecamp.config import SLIM_BASE
+    from basecamp.index import configured_index_url
     from basecamp.scratch import DEPENDENCY
 
-    made = workshop.make_bundle(Path(out) if out else None, dependency=DEPENDENCY, python_version=python_of(SLIM_BASE))
+    made = workshop.make_bundle(Path(out) if out else None, dependency=DEPENDENCY, python_version=python_of(SLIM_BASE),
+                                index_url=configured_index_url())
     for line in made.lines():
         print(line)
 
 
 def load_bundle() -> None:
     """`docker load` of the bases of the bundle `./lab prepare --bundle` unpacked (basecamp/bundle.py)."""
+    from urllib.parse import urlsplit
+
     from basecamp import bundle as workshop
     from basecamp import engine
+    from basecamp.index import configured_index_url
 
     engine.ensure_engine()
-    workshop.load_images()
+    workshop.load_images(index_host=urlsplit(configured_index_url()).hostname)
 
 
 def check() -> int:

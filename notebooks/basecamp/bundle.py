@@ -158,18 +158,19 @@ def _applies(markers: object, environment: dict[str, str] | None) -> bool:
     return any(Marker(str(t)).evaluate(environment) for t in texts)
 
 
-def lock_pins(lock_text: str, environment: dict[str, str] | None = None) -> dict[str, str]:
-    """{name: version} of every package a poetry.lock or uv.lock pins (all groups; the project itself,
-    which has no index source in uv.lock, left out), only those whose markers allow `environment`."""
+def lock_pins(lock_text: str, environment: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(name, version) of every package a poetry.lock or uv.lock pins (all groups, a name twice when the lock
+    pins two versions for different markers; the project itself, which has no index source in uv.lock, left
+    out), only those whose markers allow `environment`."""
     import tomllib
 
-    pins: dict[str, str] = {}
+    pins: list[tuple[str, str]] = []
     for pkg in tomllib.loads(lock_text).get("package", []):
         source = pkg.get("source")
         if isinstance(source, dict) and ("editable" in source or "virtual" in source or "directory" in source):
             continue
         if "version" in pkg and _applies(pkg.get("markers"), environment):
-            pins[normalize(str(pkg["name"]))] = str(pkg["version"])
+            pins.append((normalize(str(pkg["name"])), str(pkg["version"])))
     return pins
 
 
@@ -246,16 +247,6 @@ def manifest_for(root: Path, **info: Any) -> Manifest:
     entries = [Entry(p.relative_to(root).as_posix(), p.stat().st_size, sha256_of(p))
                for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST]
     return Manifest(entries=entries, **info)
-
-
-def index_host() -> str | None:
-    """The host name of the machine's package index (kept in memory only: for the checks below)."""
-    try:
-        from basecamp.index import configured_index_url
-
-        return urlsplit(configured_index_url()).hostname
-    except Exception:  # noqa: BLE001 -- no pip, no config: nothing to guard against
-        return None
 
 
 def assert_no_index_host(blobs: Iterable[tuple[str, bytes]], host: str | None) -> None:
@@ -361,8 +352,14 @@ def _docker(*args: str, timeout: float = 1800) -> str:
     return process.run([docker, *args], timeout=timeout, hint="the workshop bundle").stdout
 
 
+#: Platforms for the packages the containers never install but Poetry reads when it locks (pywin32,
+#: colorama, appnope: markers of other systems): any one wheel of theirs gives Poetry their metadata.
+FOREIGN_PLATFORMS = ("win_amd64", "macosx_11_0_arm64", "macosx_10_9_x86_64", "macosx_10_9_universal2")
+
+
 def _pip_download(python: str | Path, dest: Path, requirements: list[str], *, deps: bool,
-                  platform: tuple[str, str] | None = None, say: Callable[[str], None] = print) -> None:
+                  platform: tuple[str, str] | None = None, foreign: bool = False,
+                  say: Callable[[str], None] = print) -> None:
     """`pip download` of exact pins into `dest` (wheels only), through the machine's own pip settings."""
     from basecamp import process
 
@@ -371,11 +368,13 @@ def _pip_download(python: str | Path, dest: Path, requirements: list[str], *, de
             "--dest", str(dest)]
     if not deps:
         argv.append("--no-deps")
+    if foreign:  # metadata for Poetry's resolver only: other systems' wheels, other Pythons' releases
+        argv.append("--ignore-requires-python")
     if platform is not None:
         version, arch = platform
         argv += ["--python-version", version, "--implementation", "cp",
                  "--abi", f"cp{version.replace('.', '')}", "--abi", "abi3", "--abi", "none"]
-        for tag in manylinux_platforms(arch):
+        for tag in [*manylinux_platforms(arch), *(FOREIGN_PLATFORMS if foreign else ())]:
             argv += ["--platform", tag]
         argv += ["--platform", "any"]
     say(f"  pip download {len(requirements)} requirement(s) into {dest.relative_to(config.LAB_HOME.parent) if dest.is_relative_to(config.LAB_HOME.parent) else dest}")
@@ -393,18 +392,30 @@ def installed_pins(python: str | Path, skip: Iterable[str] = ()) -> list[str]:
     return [f"{n}=={v}" for n, v in pairs if normalize(n) not in skipped]
 
 
+def notebook_dependencies(folder: Path | None = None) -> dict[str, str]:
+    """{name: version} of the packages the notebooks add in a dependency change (`change_dependency("x (==1)")`)."""
+    pins: dict[str, str] = {}
+    for nb in sorted((folder or config.NOTEBOOKS_DIR).glob("*.ipynb")):
+        for spec in re.findall(r'change_dependency\(\s*\\?"([^"\\]+)\\?"', nb.read_text()):
+            with contextlib.suppress(InputError):
+                name, version = spec_pin(spec)
+                pins[name] = version
+    return pins
+
+
 def container_packages(dependency: str, environment: dict[str, str], scratch: Path | None = None) -> dict[str, str]:
     """{name: version} every step build may install in containers of `environment`: poetry.lock (all groups),
     the Dockerfiles' pins, the dependency change (`dependency`, scratch.DEPENDENCY), uv.lock pins of
     scratch copies, the mirror plugin."""
-    pins = lock_pins((config.REPO_ROOT / "poetry.lock").read_text(), environment)
+    pins = dict(lock_pins((config.REPO_ROOT / "poetry.lock").read_text(), environment))
     pins.update(dockerfile_pins(p.read_text() for p in sorted(config.DOCKERFILES_DIR.rglob("*Dockerfile*"))))
     name, version = spec_pin(dependency)
     pins[name] = version
+    pins.update(notebook_dependencies())
     pins["poetry"] = config.poetry_version()
     pins["poetry-plugin-pypi-mirror"] = config.project_settings()["poetry-mirror-plugin"]
     for lock in sorted((scratch or config.SCRATCH_DIR).glob("*/uv.lock")):
-        for n, v in lock_pins(lock.read_text(), environment).items():
+        for n, v in lock_pins(lock.read_text(), environment):
             pins.setdefault(n, v)
     return pins
 
@@ -426,15 +437,15 @@ class BundleReport:
         return out
 
 
-def make_bundle(out: Path | None, *, dependency: str, python_version: str,
+def make_bundle(out: Path | None, *, dependency: str, python_version: str, index_url: str,
                 say: Callable[[str], None] = print) -> BundleReport:
     """Write the workshop bundle (module docstring); returns where, what, and how long each part took.
 
     `dependency`: the package a dependency change adds (scratch.DEPENDENCY); `python_version`: the bases'
-    Python ("3.11"), whose wheels the step builds' index holds.
+    Python ("3.11"), whose wheels the step builds' index holds; `index_url`: this machine's package index,
+    scrubbed from the bases and never written into the bundle.
     """
     from basecamp import engine
-    from basecamp.index import index_settings
 
     out = Path(out or default_out())
     seconds: dict[str, float] = {}
@@ -444,8 +455,8 @@ def make_bundle(out: Path | None, *, dependency: str, python_version: str,
     dk = engine.client()
     arch = str(dk.info().get("Architecture") or os.uname().machine)
     py = python_version
-    host = index_host()
-    url = index_settings().url.rstrip("/")
+    host = urlsplit(index_url).hostname
+    url = index_url.rstrip("/")
 
     t0 = time.perf_counter()
     tags = [t for t in BASE_TAGS if _image_exists(dk, t)]
@@ -485,6 +496,11 @@ def make_bundle(out: Path | None, *, dependency: str, python_version: str,
     tools = [f"{n}=={pins[n]}" for n in ("poetry", "poetry-plugin-pypi-mirror", "uv") if n in pins]
     _pip_download(sys.executable, cache, exact, deps=False, platform=(py, arch), say=say)
     _pip_download(sys.executable, cache, tools, deps=True, platform=(py, arch), say=say)
+    every = lock_pins((config.REPO_ROOT / "poetry.lock").read_text())
+    foreign = [f"{n}=={v}" for n, v in sorted(every) if pins.get(n) != v]
+    if foreign:
+        say(f"  and one wheel of each of {len(foreign)} packages other systems install (Poetry reads them when it locks)")
+        _pip_download(sys.executable, cache, foreign, deps=False, platform=(py, arch), foreign=True, say=say)
     write_simple_index(sorted(cache.glob("*.whl")), stage / "index")
     seconds["index"] = time.perf_counter() - t0
 
@@ -622,8 +638,10 @@ def in_use(root: Path | None = None) -> State | None:
         return None
 
 
-def load_images(root: Path | None = None, say: Callable[[str], None] = print) -> State:
-    """`docker load` the unpacked bases, their ENV pointing at the bundle's index on the bridge gateway."""
+def load_images(root: Path | None = None, say: Callable[[str], None] = print, index_host: str | None = None) -> State:
+    """`docker load` the unpacked bases, their ENV pointing at the bundle's index on the bridge gateway.
+
+    `index_host`: this machine's package index host, which the state file must not name."""
     root = root or bundle_dir()
     manifest = Manifest.from_json((root / MANIFEST).read_text())
     gateway = bridge_gateway()
@@ -636,7 +654,7 @@ def load_images(root: Path | None = None, say: Callable[[str], None] = print) ->
     _docker("load", "-i", str(ready))
     ready.unlink()
     state = {"gateway": gateway, "port": port, "bundle_sha256": bundle_id}
-    assert_no_index_host([(STATE_FILE, json.dumps(state).encode())], index_host())
+    assert_no_index_host([(STATE_FILE, json.dumps(state).encode())], index_host)
     (root / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
     say(f"loaded {', '.join(manifest.images)} in {time.perf_counter() - started:.1f} s; "
         f"builds install from the bundle's index at {index_url(gateway, port)}")

@@ -82,6 +82,16 @@ groups = ["lab"]
 markers = {lab = "platform_system == \\"Darwin\\"", dev = "sys_platform == \\"linux\\""}
 
 [[package]]
+name = "soupsieve"
+version = "2.10"
+markers = "python_version < \\"3.14\\""
+
+[[package]]
+name = "soupsieve"
+version = "4.1.2"
+markers = "python_version >= \\"3.14\\""
+
+[[package]]
 name = "the-app"
 version = "0.1.0"
 source = { editable = "." }
@@ -90,8 +100,9 @@ source = { editable = "." }
 
 def test_lock_pins_all_groups_and_only_what_the_containers_install() -> None:
     env = bundle.container_environment("3.11", "x86_64")
-    assert bundle.lock_pins(LOCK, env) == {"typing-extensions": "4.16.0", "appnope": "0.1.4"}
-    assert bundle.lock_pins(LOCK) == {"typing-extensions": "4.16.0", "pywin32": "312", "appnope": "0.1.4"}
+    assert bundle.lock_pins(LOCK, env) == [("typing-extensions", "4.16.0"), ("appnope", "0.1.4"), ("soupsieve", "2.10")]
+    assert bundle.lock_pins(LOCK) == [("typing-extensions", "4.16.0"), ("pywin32", "312"), ("appnope", "0.1.4"),
+                                      ("soupsieve", "2.10"), ("soupsieve", "4.1.2")]
 
 
 def test_the_app_lock_and_dockerfiles_give_the_step_builds_packages() -> None:
