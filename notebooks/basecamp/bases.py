@@ -611,7 +611,7 @@ def _describe(dk: docker.DockerClient, kind: str, digests: dict[str, str] | None
         return BaseImage(tag, kind, "missing", False, 0, 0.0)
     if not _is_standin(image):
         return BaseImage(tag, kind, "present", False, _size(image), 0.0)
-    current = digests is None or _labels(image).get(RECIPE_LABEL) == digests[kind]
+    current = digests is None or _labels(image).get(RECIPE_LABEL) == digests[kind] or bundle.from_bundle(_labels(image))
     return BaseImage(tag, kind, "stand-in present" if current else "stand-in outdated", True, _size(image), 0.0)
 
 
