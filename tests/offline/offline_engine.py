@@ -5,7 +5,7 @@ where every packet to a non-local address is rejected and counted, with its own 
         ns.run([...], env={..., "DOCKER_HOST": ns.docker_host})   # a command inside the namespace
         assert ns.rejected() == 0                  # nothing tried to leave
 
-The namespace has `lo`, the dockerd's bridge (its containers) and `dummy0`, which holds the default route:
+The namespace has `lo`, the dockerd's bridge (its containers) and DUMMY, which holds the default route:
 anything addressed to another machine (the package index, its proxy, a registry, a DNS server) is routed
 there and meets a REJECT rule (OUTPUT for the namespace's own processes, FORWARD and DOCKER-USER for the
 engine's containers) whose packet counter `rejected()` reads. No veth, no NAT: nothing here is connected
@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Self
 
 NETNS = "annapurna-offline"
-#: The way out that leads nowhere, and its address (a private /24 nothing else on this machine uses).
-DUMMY = "dummy0"
+#: The way out that leads nowhere: one end of a veth pair whose other end is in the namespace too, down
+#: (no `dummy` driver in every kernel), and its address (a private /24 nothing else on this machine uses).
+DUMMY = "ap-off0"
+DUMMY_PEER = "ap-off1"
 DUMMY_ADDR = "10.213.18.1/24"
 #: The engine's bridge inside the namespace: its gateway is where the lab serves the bundle's index.
 ENGINE_BIP = "10.213.19.1/24"
@@ -148,7 +150,7 @@ class OfflineNamespace:
         self.undo.callback(lambda: _run(["ip", "netns", "del", NETNS], check=False))
         ns = ["ip", "-n", NETNS]
         _run([*ns, "link", "set", "lo", "up"])
-        _run([*ns, "link", "add", DUMMY, "type", "dummy"])
+        _run([*ns, "link", "add", DUMMY, "type", "veth", "peer", "name", DUMMY_PEER])
         _run([*ns, "addr", "add", DUMMY_ADDR, "dev", DUMMY])
         _run([*ns, "link", "set", DUMMY, "up"])
         _run([*ns, "route", "add", "default", "dev", DUMMY])
