@@ -36,6 +36,7 @@ import os
 import re
 import shutil
 import socket
+import socketserver
 import subprocess
 import sys
 import tarfile
@@ -674,12 +675,21 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.server.access_log.append(f"{self.client_address[0]} {format % args}")  # type: ignore[attr-defined]
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    def server_bind(self) -> None:
+        """Bind without http.server's reverse DNS lookup of the address (`socket.getfqdn`): offline, that
+        lookup is a packet to the name server, on every build."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+
 class IndexServer:
     """The unpacked index served over HTTP on one address, in a daemon thread; `access_log` lists requests."""
 
     def __init__(self, root: Path, address: str, port: int) -> None:
         handler = type("Handler", (_Handler,), {})
-        self.httpd = http.server.ThreadingHTTPServer((address, port), lambda *a: handler(*a, directory=str(root)))
+        self.httpd = _Server((address, port), lambda *a: handler(*a, directory=str(root)))
         self.httpd.access_log = []  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="bundle-index", daemon=True)
 

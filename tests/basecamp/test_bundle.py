@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import re
+import socket
 import tarfile
 import urllib.request
 import zipfile
@@ -197,7 +198,11 @@ def test_in_use_and_from_bundle_follow_the_state_file(tmp_path: Path, monkeypatc
     assert "10.9.8.7:1234" in bundle.notice()
 
 
-def test_the_index_server_serves_pages_and_files_and_logs_requests(tmp_path: Path) -> None:
+def test_the_index_server_serves_pages_and_files_and_logs_requests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_dns(*_: object) -> str:  # http.server's reverse lookup of its address: a DNS packet, offline
+        raise AssertionError("the index server asked the name server")
+
+    monkeypatch.setattr(socket, "getfqdn", no_dns)
     bundle.write_simple_index([_wheel(tmp_path, "Some.Pkg")], tmp_path / "index")
     port = bundle.free_port("127.0.0.1")
     with bundle.IndexServer(tmp_path / "index", "127.0.0.1", port) as server:
