@@ -80,8 +80,9 @@ def test_prepare_from_a_bundle_and_run_00_01_06_with_no_network(tmp_path: Path, 
         t0 = time.perf_counter()
         run = ns.run(argv, env=env, cwd=clone, timeout=5400)
         timings["notebooks 00, 01, 06"] = time.perf_counter() - t0
-        assert run.returncode == 0, f"the notebooks failed offline:\n{run.stdout[-8000:]}\n{run.stderr[-3000:]}"
         rejected = ns.rejected()
+        assert run.returncode == 0, (f"the notebooks failed offline (packets rejected: {rejected}):\n"
+                                     f"{run.stdout[-8000:]}\n{run.stderr[-3000:]}")
         assert rejected == {"OUTPUT": 0, "FORWARD": 0, "DOCKER-USER": 0}, f"something tried to reach the network: {rejected}"
 
     records = [json.loads(line) for line in (clone / ".lab" / "results" / "results.jsonl").read_text().splitlines() if line.strip()]
