@@ -28,6 +28,34 @@ def prepare() -> None:
     print(f"prepared in {time.perf_counter() - started:.1f} s")
 
 
+def bundle(out: str | None) -> None:
+    """The workshop bundle (basecamp/bundle.py): one file with the bases, the wheels and the step builds' index."""
+    from pathlib import Path
+
+    from basecamp import bundle as workshop
+    from basecamp.baserecipes import python_of
+    from basecamp.config import SLIM_BASE
+    from basecamp.index import configured_index_url
+    from basecamp.scratch import DEPENDENCY
+
+    made = workshop.make_bundle(Path(out) if out else None, dependency=DEPENDENCY, python_version=python_of(SLIM_BASE),
+                                index_url=configured_index_url())
+    for line in made.lines():
+        print(line)
+
+
+def load_bundle() -> None:
+    """`docker load` of the bases of the bundle `./lab prepare --bundle` unpacked (basecamp/bundle.py)."""
+    from urllib.parse import urlsplit
+
+    from basecamp import bundle as workshop
+    from basecamp import engine
+    from basecamp.index import configured_index_url
+
+    engine.ensure_engine()
+    workshop.load_images(index_host=urlsplit(configured_index_url()).hostname)
+
+
 def check() -> int:
     from basecamp import checks
 
@@ -96,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("prepare", help="start the engine and make sure the base images exist")
     sub.add_parser("check", help="print the setup checks")
+    bundle_p = sub.add_parser("bundle", help="write the workshop bundle: bases, wheels, the step builds' index")
+    bundle_p.add_argument("--out", help="the bundle file (default: .lab/workshop-bundle.tar)")
+    sub.add_parser("load-bundle", help="load the bases of the bundle unpacked in .lab/bundle/")
     clean_p = sub.add_parser("clean", help="remove the lab's containers and images, and nothing else")
     clean_p.add_argument("--bases", action="store_true", help="remove the stand-in base images too")
     clean_p.add_argument("--dry-run", action="store_true", help="remove nothing, list what would go")
@@ -115,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "prepare":
             prepare()
+        elif args.command == "bundle":
+            bundle(args.out)
+        elif args.command == "load-bundle":
+            load_bundle()
         elif args.command == "check":
             return check()
         elif args.command == "clean":

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from . import config
+from . import bundle, config
 from .aptsources import (  # noqa: F401  (re-exported: basecamp.bases is where the lab's bases are)
     AptSource,
     DebianMirror,
@@ -330,7 +330,7 @@ def _describe(dk: docker.DockerClient, kind: str, digests: dict[str, str] | None
         return BaseImage(tag, kind, "missing", False, 0, 0.0)
     if not _is_standin(image):
         return BaseImage(tag, kind, "present", False, _size(image), 0.0)
-    current = digests is None or _labels(image).get(RECIPE_LABEL) == digests[kind]
+    current = digests is None or _labels(image).get(RECIPE_LABEL) == digests[kind] or bundle.from_bundle(_labels(image))
     return BaseImage(tag, kind, "stand-in present" if current else "stand-in outdated", True, _size(image), 0.0)
 
 
@@ -372,6 +372,10 @@ def _ensure_bases(force: bool, progress: Callable[[str], None]) -> list[BaseImag
         if image is not None and not _is_standin(image):  # a real image: kept, even with force
             results[kind] = BaseImage(tag, kind, "present", False, _size(image), time.monotonic() - started)
             progress(f"{tag}: present")
+            continue
+        if image is not None and not force and bundle.from_bundle(_labels(image)):  # ./lab prepare --bundle
+            results[kind] = BaseImage(tag, kind, "stand-in present", True, _size(image), time.monotonic() - started)
+            progress(f"{tag}: loaded from the workshop bundle")
             continue
         if inputs is None:
             inputs = host_inputs()
@@ -454,6 +458,9 @@ def _ensure_distroless(force: bool, progress: Callable[[str], None]) -> BaseImag
         raise LabError(f"{tag} is unpacked in {config.SLIM_BASE}, which is not in the engine: run `./lab prepare`.")
     digest = distroless_recipe_hash(str(slim.id))
     image = _image(dk, tag)
+    if image is not None and not force and bundle.from_bundle(_labels(image)):  # ./lab prepare --bundle
+        progress(f"{tag}: loaded from the workshop bundle")
+        return BaseImage(tag, "distroless", "stand-in present", True, _size(image), time.monotonic() - started)
     if image is not None and not force and _labels(image).get(RECIPE_LABEL) == digest:
         progress(f"{tag}: stand-in present (recipe {digest[:12]})")
         return BaseImage(tag, "distroless", "stand-in present", True, _size(image), time.monotonic() - started)

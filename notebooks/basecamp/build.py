@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from basecamp import buildcache, config, dockerparse, enginelock, process
+from basecamp import buildcache, bundle, config, dockerparse, enginelock, process
 from basecamp.buildcache import Tracking
 from basecamp.display import BuildDisplay, make_display, shell_command, summary_line
 from basecamp.errors import BuildError, CommandError, InputError
@@ -87,6 +87,8 @@ class BuildResult:
     env: dict[str, str] = field(default_factory=dict)
     #: What the build did to BuildKit's cache records (basecamp.buildcache.track around it; None when untracked).
     tracking: Tracking | None = field(default=None, repr=False, compare=False)
+    #: "workshop bundle" when the build's installers were pointed at the bundle's index (basecamp.bundle), else "".
+    package_index: str = ""
 
     @property
     def command(self) -> str:
@@ -252,19 +254,22 @@ def _build_locked(dockerfile: Path, context: Path, tag: str, target: str | None,
     cli = engine.buildkit_cli()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     try:
-        if cli is None:
-            if secrets:
-                raise InputError("build: secrets need BuildKit, and no docker CLI here builds with it")
-            result = _build_classic(engine.client(), dockerfile, context, tag, target, build_args or {},
-                                    all_labels, no_cache, shown, started_at, model)
-        else:
-            # BuildKit's cache carries no labels: remember the cache mounts this build creates as
-            # the lab's, so cold measurements and cleanup prune those and never the user's. Tracked
-            # here only: a caller reads `result.tracking` (two disk-usage queries per build).
-            with buildcache.track(note=tag, client=engine.client(), dockerfile_text=model) as tracking:
-                result = _build_cli(cli, dockerfile, context, tag, target, build_args or {}, all_labels,
-                                    no_cache, shown, started_at, secrets or {}, cache_from or [], model)
-            result.tracking = tracking
+        with bundle.serving() as served:  # a workshop bundle's index, served for this build only
+            if cli is None:
+                if secrets:
+                    raise InputError("build: secrets need BuildKit, and no docker CLI here builds with it")
+                result = _build_classic(engine.client(), dockerfile, context, tag, target, build_args or {},
+                                        all_labels, no_cache, shown, started_at, model)
+            else:
+                # BuildKit's cache carries no labels: remember the cache mounts this build creates as
+                # the lab's, so cold measurements and cleanup prune those and never the user's. Tracked
+                # here only: a caller reads `result.tracking` (two disk-usage queries per build).
+                with buildcache.track(note=tag, client=engine.client(), dockerfile_text=model) as tracking:
+                    result = _build_cli(cli, dockerfile, context, tag, target, build_args or {}, all_labels,
+                                        no_cache, shown, started_at, secrets or {}, cache_from or [], model)
+                result.tracking = tracking
+        if served is not None:
+            result.package_index = bundle.PACKAGE_INDEX
     except BaseException as exc:
         shown.finish(None, exc)
         raise

@@ -82,7 +82,9 @@ def summary_line(result: BuildResult | None, error: BaseException | None = None)
     if result is None:
         return "finished"
     steps = [s for s in result.steps if not s.is_from]
-    return (f"built {result.tag} in {fmt_seconds(result.wall_s)}: {len(steps)} steps, "
+    # a build that installed from the workshop bundle's index says so beside its time (basecamp.bundle)
+    where = f" (from the {result.package_index}'s index)" if result.package_index else ""
+    return (f"built {result.tag} in {fmt_seconds(result.wall_s)}{where}: {len(steps)} steps, "
             f"{len(result.cached_steps)} cached, {len(result.ran_steps)} ran")
 
 

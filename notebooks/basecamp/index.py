@@ -174,7 +174,15 @@ def needs_mirror(result: ProbeResult) -> bool:
 
 @cache
 def index_settings() -> IndexSettings:
-    """The index settings of this machine (probed once per process; `index_settings.cache_clear()` to redo)."""
+    """The index settings of this machine (probed once per process; `index_settings.cache_clear()` to redo).
+
+    While a workshop bundle is in use (basecamp.bundle): its index, which the lab serves itself, unprobed.
+    """
+    from basecamp import bundle
+
+    state = bundle.in_use()
+    if state is not None:
+        return IndexSettings(url=state.url, needs_mirror=True, ca_bundle=None)
     config = pip_config()
     url = configured_index_url(config)
     ca_bundle = configured_ca_bundle(config)
@@ -199,5 +207,8 @@ def run_lock(cmd: list[str], env: dict[str, str], timeout_s: int, why: str) -> s
     Raises CommandError naming the command, its output and `why` the lab runs it, when it fails or
     takes longer than `timeout_s`.
     """
-    return process.run(cmd, timeout=timeout_s, env=env, inherit_env=False,
-                       hint=f"{why}: is the package index reachable?").stdout
+    from basecamp import bundle
+
+    with bundle.serving():  # a workshop bundle's index, served for the lock's duration
+        return process.run(cmd, timeout=timeout_s, env=env, inherit_env=False,
+                           hint=f"{why}: is the package index reachable?").stdout

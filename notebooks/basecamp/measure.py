@@ -323,6 +323,7 @@ class _Session:
             builder=result.builder, base=self.base_desc, image_id=result.image_id,
             downloads=run.downloads if run else None, run=run.index if run else None,
             measurement=self.measurement, project=self.project.name, dockerfile=self.source, ok=ok, note=note,
+            package_index=result.package_index,
         )
         return results.record(rec, self.results_path)
 

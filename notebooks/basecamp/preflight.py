@@ -24,6 +24,10 @@ def preflight() -> None:
         ) from None
     _charts()
     print(READY)
+    from .bundle import notice
+
+    if line := notice():  # a workshop bundle in use (./lab prepare --bundle): one line says so
+        print(line)
 
 
 def _charts() -> None:

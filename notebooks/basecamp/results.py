@@ -89,6 +89,8 @@ class Record:
     note: str = ""
     #: What the record is (KINDS); "" means "derive it from `scenario`" (kind_of).
     kind: str = ""
+    #: "workshop bundle" when the build installed from the bundle's index (basecamp.bundle), else "".
+    package_index: str = ""
 
     def __post_init__(self) -> None:
         if not self.kind:
