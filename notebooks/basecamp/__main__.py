@@ -10,6 +10,9 @@ import time
 from basecamp.errors import LabError
 from basecamp.runs import SCENARIOS
 
+# Each command imports what it needs inside its own function, on purpose: `python -m basecamp poetry-env` runs on
+# the host's bare Python before the lab's environment (the docker SDK, plotly, nbconvert) is installed.
+
 
 def prepare() -> None:
     """Engine up, base images present (pulled or stand-ins), BuildKit found. Idempotent."""

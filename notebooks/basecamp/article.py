@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from basecamp.errors import InputError
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -48,6 +50,5 @@ def figure(key: str) -> str:
     try:
         return PUBLISHED[key]
     except KeyError:
-        from basecamp.errors import InputError
 
         raise InputError(f"the article published no figure {key!r}; it has {', '.join(PUBLISHED)}") from None

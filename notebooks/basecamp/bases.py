@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
+from basecamp.build import build
+
 from . import bundle, config
 from .aptsources import (  # noqa: F401  (re-exported: basecamp.bases is where the lab's bases are)
     AptSource,
@@ -448,7 +450,6 @@ def ensure_distroless(force: bool = False, progress: Callable[[str], None] = pri
 
 
 def _ensure_distroless(force: bool, progress: Callable[[str], None]) -> BaseImage:
-    from basecamp.build import build
 
     dk = client()
     tag = config.DISTROLESS_BASE

@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from basecamp import config, disk
+from basecamp.build import build
+from basecamp.index import index_settings
 
 EXTRAS_DIR = config.DOCKERFILES_DIR / "extras"
 #: The fake credential the demo injects; nothing real is ever needed or shown.
@@ -109,9 +111,7 @@ def find_in_image(client: Any, ref: str, needle: str) -> Exposure:
 
 def secret_demo(index_url: str | None = None) -> SecretDemo:
     """Build both extras with a fake credential in the index URL and search both images for it."""
-    from basecamp import engine
-    from basecamp.build import build
-    from basecamp.index import index_settings
+    from basecamp import engine  # here, not above: it loads the docker SDK
 
     url = with_credentials(index_url or index_settings().url)
     client = engine.client()

@@ -48,8 +48,9 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from basecamp import config
+from basecamp import config, process
 from basecamp.errors import InputError, LabError
+from basecamp.units import fmt_bytes
 
 #: The state file (in bundle_dir()) that says a bundle is in use.
 STATE_FILE = "in-use.json"
@@ -347,7 +348,6 @@ def image_configs(path: Path) -> list[tuple[str, bytes]]:
 
 
 def _docker(*args: str, timeout: float = 1800) -> str:
-    from basecamp import process
 
     docker = shutil.which("docker") or "docker"
     return process.run([docker, *args], timeout=timeout, hint="the workshop bundle").stdout
@@ -362,7 +362,6 @@ def _pip_download(python: str | Path, dest: Path, requirements: list[str], *, de
                   platform: tuple[str, str] | None = None, foreign: bool = False,
                   say: Callable[[str], None] = print) -> None:
     """`pip download` of exact pins into `dest` (wheels only), through the machine's own pip settings."""
-    from basecamp import process
 
     dest.mkdir(parents=True, exist_ok=True)
     argv = [str(python), "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
@@ -384,7 +383,6 @@ def _pip_download(python: str | Path, dest: Path, requirements: list[str], *, de
 
 def installed_pins(python: str | Path, skip: Iterable[str] = ()) -> list[str]:
     """`name==version` of every distribution in that interpreter's environment (the ones in `skip` left out)."""
-    from basecamp import process
 
     code = ("import importlib.metadata as m, json; "
             "print(json.dumps(sorted({d.metadata['Name']: d.version for d in m.distributions()}.items())))")
@@ -428,7 +426,6 @@ class BundleReport:
     seconds: dict[str, float]
 
     def lines(self) -> list[str]:
-        from basecamp.units import fmt_bytes
 
         m = self.manifest
         parts = {k: sum(e.size for e in m.entries if e.path.startswith(k)) for k in ("images/", "wheels/poetry/", "wheels/lab/", "index/")}
@@ -446,7 +443,7 @@ def make_bundle(out: Path | None, *, dependency: str, python_version: str, index
     Python ("3.11"), whose wheels the step builds' index holds; `index_url`: this machine's package index,
     scrubbed from the bases and never written into the bundle.
     """
-    from basecamp import engine
+    from basecamp import engine  # here, not above: it loads the docker SDK
 
     out = Path(out or default_out())
     seconds: dict[str, float] = {}
@@ -587,7 +584,7 @@ def unpack(bundle: Path, dest: Path | None = None, say: Callable[[str], None] = 
 
 def bridge_gateway() -> str:
     """The engine's default bridge gateway: the address build containers reach this host at."""
-    from basecamp import engine
+    from basecamp import engine  # here, not above: it loads the docker SDK
 
     net = engine.client().networks.get("bridge")
     for cfg in net.attrs.get("IPAM", {}).get("Config") or []:

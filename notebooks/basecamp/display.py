@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from basecamp import config
 from basecamp.errors import BuildError, InputError
 from basecamp.progress import StepEvent
 from basecamp.units import fmt_seconds
@@ -142,7 +143,6 @@ def shell_command(argv: Sequence[str], env: Mapping[str, str] | None = None, *, 
     The Dockerfile (`-f`) and the context (the last argument) are relative to `root` (default: the
     repo root) when inside it. Every word is shell-quoted.
     """
-    from basecamp import config
 
     root = config.REPO_ROOT if root is None else root
     if not argv:

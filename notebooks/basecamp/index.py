@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from basecamp import process
+from basecamp import bundle, process
 
 #: A release that exists on every PyPI-shaped index; its per-version JSON page is what Poetry reads.
 PROBE_PROJECT = "pip"
@@ -178,7 +178,6 @@ def index_settings() -> IndexSettings:
 
     While a workshop bundle is in use (basecamp.bundle): its index, which the lab serves itself, unprobed.
     """
-    from basecamp import bundle
 
     state = bundle.in_use()
     if state is not None:
@@ -207,7 +206,6 @@ def run_lock(cmd: list[str], env: dict[str, str], timeout_s: int, why: str) -> s
     Raises CommandError naming the command, its output and `why` the lab runs it, when it fails or
     takes longer than `timeout_s`.
     """
-    from basecamp import bundle
 
     with bundle.serving():  # a workshop bundle's index, served for the lock's duration
         return process.run(cmd, timeout=timeout_s, env=env, inherit_env=False,

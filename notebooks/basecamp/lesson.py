@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from basecamp.display import in_kernel
 from basecamp.errors import InputError
 
 
 def _show_markdown(text: str) -> None:
-    from basecamp.display import in_kernel
 
     if in_kernel():
         from IPython.display import Markdown, display
@@ -124,7 +124,6 @@ class CodeListing:
 
 def show_code(text: str, language: str = "docker") -> None:
     """Display a listing: highlighted in JupyterLab, whole in a terminal (the stored plain text is cut short)."""
-    from basecamp.display import in_kernel
 
     if in_kernel():
         from IPython.display import display

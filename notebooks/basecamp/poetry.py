@@ -9,6 +9,7 @@ from pathlib import Path
 
 from basecamp import config, process
 from basecamp.errors import CommandError, LabError
+from basecamp.index import poetry_env
 
 #: Where `./lab` installs the pinned Poetry (with the mirror plugin) in its own venv.
 TOOL_VENV = config.LAB_HOME / "tools" / "poetry"
@@ -81,7 +82,6 @@ def select_groups(project: Path, *flags: str) -> GroupSelection:
     what an install would select without installing anything. It reads pyproject.toml and
     poetry.lock only (POETRY_VIRTUALENVS_CREATE=false: no environment is made anywhere).
     """
-    from basecamp.index import poetry_env
 
     cmd = [str(find_poetry()), "show", "--no-ansi", "--directory", str(project), *flags]
     env = {**poetry_env(), "POETRY_VIRTUALENVS_CREATE": "false", "POETRY_NO_INTERACTION": "1"}

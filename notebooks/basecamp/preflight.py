@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .bundle import notice
 from .engine import HOW_TO_START, client, docker_host
 from .errors import EngineError
 
@@ -24,7 +25,6 @@ def preflight() -> None:
         ) from None
     _charts()
     print(READY)
-    from .bundle import notice
 
     if line := notice():  # a workshop bundle in use (./lab prepare --bundle): one line says so
         print(line)

@@ -21,6 +21,7 @@ from typing import Any
 
 from basecamp import config
 from basecamp.errors import InputError
+from basecamp.poetry import find_poetry
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DIST_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -237,7 +238,6 @@ def read_layout(root: Path, data: dict[str, Any], lock: dict[str, Any] | None = 
 
 def relock_command(root: Path) -> str:
     """The command that relocks `root` with the lab's pinned Poetry and index settings."""
-    from basecamp.poetry import find_poetry
 
     try:
         poetry = str(find_poetry())

@@ -102,7 +102,7 @@ def compare_widget(rows: Sequence[MeasuredRow]) -> Any:
     # imported here: plotly (and the widgets below) cost seconds, and only the chart needs them
     import plotly.io as pio
 
-    from basecamp.plots import METRICS, plot_compare, static_png
+    from basecamp.plots import METRICS, plot_compare, static_png  # here, not above: it loads plotly
 
     try:
         import ipywidgets as widgets

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from basecamp.errors import InputError, LabError
+from basecamp.index import has_credentials, index_settings, redact, run_lock
 from basecamp.installer import SYNC_MATCH
 
 if TYPE_CHECKING:
@@ -143,7 +144,6 @@ def find_uv() -> Path:
 
 def uv_env(settings: IndexSettings | None = None) -> dict[str, str]:
     """What uv needs on this host to reach the index: pip's index (unless it is the default) and CA bundle."""
-    from basecamp.index import has_credentials, index_settings, redact
 
     settings = settings or index_settings()
     env = {"UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never"}
@@ -168,7 +168,6 @@ def lock(project: Path) -> LockComparison:
         raise InputError(f"{project} needs pyproject.toml and poetry.lock to derive a uv.lock")
     pins = poetry_pins(poetry_lock.read_text())
     pyproject.write_text(with_constraints(pyproject.read_text(), pins))
-    from basecamp.index import run_lock
 
     cmd = [str(find_uv()), "lock", "--directory", str(project)]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("UV_")}, **uv_env()}
