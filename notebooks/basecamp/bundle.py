@@ -37,7 +37,6 @@ import re
 import shutil
 import socket
 import socketserver
-import subprocess
 import sys
 import tarfile
 import threading
@@ -534,11 +533,8 @@ def _image_exists(dk: Any, tag: str) -> bool:
 
 
 def _commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(config.REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=30, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    done = process.attempt(["git", "-C", str(config.REPO_ROOT), "rev-parse", "HEAD"], timeout=30)
+    return done.stdout.strip() if done is not None and done.returncode == 0 else "unknown"
 
 
 # --- using a bundle ------------------------------------------------------------------------------------
