@@ -14,8 +14,11 @@ import base64
 import contextlib
 import logging
 import os
+import shlex
+import shutil
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
@@ -43,6 +46,40 @@ STATIC_TIMEOUT_S = 60.0
 static_problem: str | None = None
 
 
+#: Chromium's own network habits, off: it resolves no host name at all (every lookup fails inside the browser, so no
+#: DNS query leaves) and makes no background requests. A static chart is a local page with plotly.js inlined: it
+#: needs no network, and the offline test (tests/offline) counts every packet that tries to leave.
+CHART_BROWSER_FLAGS = (
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost",
+    "--disable-background-networking",
+    "--dns-prefetch-disable",
+    "--no-pings",
+    "--disable-domain-reliability",
+)
+_BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+
+def chart_browser() -> Path | None:
+    """A launcher for this machine's Chromium with CHART_BROWSER_FLAGS (None: no Chromium found).
+
+    kaleido starts the browser with a fixed command line; the launcher (a shell script in the lab's folder)
+    adds the flags. The browser is `$BROWSER_PATH` when set, as kaleido's own lookup does, else the first on PATH.
+    """
+    target = os.environ.get("BROWSER_PATH") or next(filter(None, map(shutil.which, _BROWSER_NAMES)), None)
+    if not target:
+        return None
+    launcher = config.LAB_HOME / "tools" / "chart-browser"
+    text = "#!/bin/sh\n# basecamp.plots: the chart browser, with no network habits\nexec " + shlex.join(
+        [target, *CHART_BROWSER_FLAGS]) + ' "$@"\n'
+    if not launcher.is_file() or launcher.read_text() != text:
+        launcher.parent.mkdir(parents=True, exist_ok=True)
+        tmp = launcher.with_suffix(f".{os.getpid()}")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        tmp.replace(launcher)
+    return launcher
+
+
 class _ChartBrowser:
     """One headless browser for every static chart of a process.
 
@@ -57,7 +94,8 @@ class _ChartBrowser:
         self.timeout_s = timeout_s
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True, name="annapurna-chart-browser").start()
-        self.kaleido = kaleido.Kaleido(mathjax=False, timeout=timeout_s, n=1)
+        path = chart_browser()
+        self.kaleido = kaleido.Kaleido(mathjax=False, timeout=timeout_s, n=1, **({"path": str(path)} if path else {}))
         try:
             self._call(self.kaleido.open())
         except BaseException:
