@@ -66,8 +66,8 @@ def chart_browser() -> Path | None:
     adds the flags. The browser is `$BROWSER_PATH` when set, as kaleido's own lookup does, else the first on PATH.
     """
     target = os.environ.get("BROWSER_PATH") or next(filter(None, map(shutil.which, _BROWSER_NAMES)), None)
-    if not target:
-        return None
+    if not target or not os.access(target, os.X_OK):
+        return None  # kaleido's own lookup then says what is missing
     launcher = config.LAB_HOME / "tools" / "chart-browser"
     text = "#!/bin/sh\n# basecamp.plots: the chart browser, with no network habits\nexec " + shlex.join(
         [target, *CHART_BROWSER_FLAGS]) + ' "$@"\n'

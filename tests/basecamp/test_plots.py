@@ -123,3 +123,20 @@ def test_compare_draws_each_metric_from_the_rows() -> None:
     assert list(code.hovertext) == ["0 runs; cached/ran steps: /", "2 runs; cached/ran steps: 1/2"]
     assert code.visible is True and size.visible is False, "the metric asked for is shown first"
     assert "fake builder" in fig.layout.title.text and "python:3.11-bookworm (stand-in)" in fig.layout.title.text
+
+
+def test_the_chart_browser_resolves_no_name_and_keeps_no_network_habits(
+        fake_kaleido: type[FakeKaleido], tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chromium looks up names and phones home on its own; offline (tests/offline) those were counted packets."""
+    import subprocess
+
+    browser = tmp_path / "my-chromium"
+    browser.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(browser))
+    monkeypatch.setattr(plots.config, "LAB_HOME", tmp_path / "lab")
+    assert plots.static_png(_figure()) == b"\x89PNG fake"
+    launcher = fake_kaleido.made[0]["path"]
+    args = subprocess.run([launcher, "--headless"], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert args == [*plots.CHART_BROWSER_FLAGS, "--headless"]
+    assert "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost" in args
