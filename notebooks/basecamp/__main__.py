@@ -32,17 +32,17 @@ def prepare() -> None:
 
 
 def bundle(out: str | None) -> None:
-    """The workshop bundle (basecamp/bundle.py): one file with the bases, the wheels and the step builds' index."""
+    """The workshop bundle (basecamp/bundlemake.py): one file with the bases, the wheels and the step builds' index."""
     from pathlib import Path
 
-    from basecamp import bundle as workshop
+    from basecamp import bundlemake
     from basecamp.baserecipes import python_of
     from basecamp.config import SLIM_BASE
     from basecamp.index import configured_index_url
     from basecamp.scratch import DEPENDENCY
 
-    made = workshop.make_bundle(Path(out) if out else None, dependency=DEPENDENCY, python_version=python_of(SLIM_BASE),
-                                index_url=configured_index_url())
+    made = bundlemake.make_bundle(Path(out) if out else None, dependency=DEPENDENCY, python_version=python_of(SLIM_BASE),
+                                  index_url=configured_index_url())
     for line in made.lines():
         print(line)
 

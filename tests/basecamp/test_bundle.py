@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
-from basecamp import bundle, config
+from basecamp import bundle, bundlemake, config
 from basecamp.errors import InputError, LabError
 
 
@@ -100,25 +100,25 @@ source = { editable = "." }
 
 
 def test_lock_pins_all_groups_and_only_what_the_containers_install() -> None:
-    env = bundle.container_environment("3.11", "x86_64")
-    assert bundle.lock_pins(LOCK, env) == [("typing-extensions", "4.16.0"), ("appnope", "0.1.4"), ("soupsieve", "2.10")]
-    assert bundle.lock_pins(LOCK) == [("typing-extensions", "4.16.0"), ("pywin32", "312"), ("appnope", "0.1.4"),
+    env = bundlemake.container_environment("3.11", "x86_64")
+    assert bundlemake.lock_pins(LOCK, env) == [("typing-extensions", "4.16.0"), ("appnope", "0.1.4"), ("soupsieve", "2.10")]
+    assert bundlemake.lock_pins(LOCK) == [("typing-extensions", "4.16.0"), ("pywin32", "312"), ("appnope", "0.1.4"),
                                       ("soupsieve", "2.10"), ("soupsieve", "4.1.2")]
 
 
 def test_the_app_lock_and_dockerfiles_give_the_step_builds_packages() -> None:
-    pins = bundle.container_packages("inflection (==0.5.1)", bundle.container_environment("3.11", "x86_64"))
+    pins = bundlemake.container_packages("inflection (==0.5.1)", bundlemake.container_environment("3.11", "x86_64"))
     assert pins["poetry"] == config.poetry_version()
     assert pins["poetry-plugin-pypi-mirror"] == config.project_settings()["poetry-mirror-plugin"]
     assert pins["inflection"] == "0.5.1"
     assert re.fullmatch(r"\d+\.\d+\.\d+", pins["uv"])  # step 8's pin
     assert "fastapi" in pins and "pywin32" not in pins
-    assert bundle.dockerfile_pins(["RUN pip install --no-cache-dir uv==0.1.2 \\\n    a_b==3\n# pip install c==1"]) == {"uv": "0.1.2", "a-b": "3"}
-    assert bundle.spec_pin("inflection (==0.5.1)") == ("inflection", "0.5.1")
+    assert bundlemake.dockerfile_pins(["RUN pip install --no-cache-dir uv==0.1.2 \\\n    a_b==3\n# pip install c==1"]) == {"uv": "0.1.2", "a-b": "3"}
+    assert bundlemake.spec_pin("inflection (==0.5.1)") == ("inflection", "0.5.1")
 
 
 def test_manylinux_platforms_cover_older_glibc_and_legacy_aliases() -> None:
-    tags = bundle.manylinux_platforms("x86_64", (2, 36))
+    tags = bundlemake.manylinux_platforms("x86_64", (2, 36))
     assert tags[0] == "manylinux_2_36_x86_64" and "manylinux_2_17_x86_64" in tags
     assert {"manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(tags)
     assert not any(t.startswith("manylinux_2_37") for t in tags)
