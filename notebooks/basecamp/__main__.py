@@ -97,6 +97,9 @@ def bench(steps: str | None, repeats: int | None, out: str | None, scenarios: st
     report = run_bench(chosen, repeats=repeats, scenarios=wanted, out=Path(out) if out else None)
     print()
     print(report.table)
+    if report.lab_time_table:
+        print("\nwhere the time went: the builds, and the lab's own work around them (sizing, edits, tracking)")
+        print(report.lab_time_table)
     for name, why in report.failures.items():
         print(f"FAILED {name}: {why}")
     print(f"wrote {report.csv_path} and {report.json_path}")

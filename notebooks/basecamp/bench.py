@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +30,23 @@ class BenchReport:
     @property
     def table(self) -> str:
         return format_table([m.row() for m in self.measurements])
+
+    @property
+    def lab_time_table(self) -> str:
+        """Per step: the builds' time against the lab's own work around them (runs.LabTime), and the total."""
+        rows = [(m.step, m.lab_time) for m in self.measurements if m.lab_time is not None]
+        if not rows:
+            return ""
+        lines = [f"{'step':<22} {'builds':>6} {'build s':>8} {'lab s':>7} {'share':>6} {'sizing s':>9} {'edits s':>8}"]
+        for step, t in rows:
+            lines.append(f"{step:<22} {t.builds:>6} {t.builds_s:>8.1f} {t.lab_s:>7.1f} {t.share:>6.0%} "
+                         f"{t.sizing_s:>9.1f} {t.changes_s:>8.1f}")
+        builds_s = sum(t.builds_s for _, t in rows)
+        lab_s = sum(t.lab_s for _, t in rows)
+        share = lab_s / builds_s if builds_s else 0.0
+        lines.append(f"{'all steps':<22} {sum(t.builds for _, t in rows):>6} {builds_s:>8.1f} {lab_s:>7.1f} "
+                     f"{share:>6.0%} {sum(t.sizing_s for _, t in rows):>9.1f} {sum(t.changes_s for _, t in rows):>8.1f}")
+        return "\n".join(lines)
 
 
 def bench_dir() -> Path:
@@ -79,5 +96,8 @@ def bench(
         "scenarios": wanted, "cores": os.cpu_count(), "engine": info.get("Version", ""),
         "builder": cli.description if cli else "classic builder", "failures": failures,
         "steps": [m.as_dict() for m in measurements],
+        "lab_time": {m.step: {**asdict(m.lab_time), "lab_s": round(m.lab_time.lab_s, 3),
+                              "share": round(m.lab_time.share, 4)}
+                     for m in measurements if m.lab_time is not None},
     }, folder / f"bench-{stamp}.json")
     return BenchReport(measurements, failures, wall_s, csv_path, json_path)

@@ -15,12 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
-import zlib
-from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import docker.errors
@@ -28,11 +23,11 @@ import docker.errors
 from basecamp import config, engine
 from basecamp.containers import throwaway
 from basecamp.errors import InputError, LabError
+from basecamp.gzipsize import METHOD, GzipCount, save_gzip_size
 from basecamp.units import fmt_bytes
 
+#: Each image's gzip size by image id; under "layers/", each layer's by its content (basecamp.gzipsize).
 COMPRESSED_CACHE_DIR = config.LAB_HOME / "cache" / "compressed"
-_BLOCK = 4 * 1024 * 1024
-_WINDOW = 32 * 1024
 #: Dockerfile keywords; anything else in a history entry is "OTHER" (e.g. a rootfs import note).
 KEYWORDS = frozenset({
     "FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "WORKDIR", "CMD", "ENTRYPOINT", "LABEL", "EXPOSE", "USER",
@@ -103,6 +98,9 @@ class ImageInfo:
     base_ref: str | None
     labels: dict[str, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    #: How `compressed_bytes` was counted: how many layers were counted before (None when not computed,
+    #: or read back from a cache written before counts were kept).
+    gzip_count: GzipCount | None = None
 
     @property
     def base_bytes(self) -> int:
@@ -189,8 +187,8 @@ def layers_of(history: list[dict[str, Any]], n_base: int) -> list[Layer]:
 def inspect_image(ref: str, *, compressed: bool = True, base: str | None = None) -> ImageInfo:
     """Sizes and layers of `ref`; `base` names the image it was built FROM (see the module docstring).
 
-    `compressed=True` also computes the `docker save | gzip` size (cached per image id; slow the
-    first time: about 3 s per 100 MB on two cores, 5 s on one). Raises InputError when `ref`
+    `compressed=True` also computes the `docker save | gzip` size (cached per image id, and per layer
+    by content: about 3 s per 100 MB of layers not counted before on two cores, 5 s on one). Raises InputError when `ref`
     (or `base`) does not exist or `ref` is not built on `base`.
     """
     dk = engine.client()
@@ -204,11 +202,13 @@ def inspect_image(ref: str, *, compressed: bool = True, base: str | None = None)
                 f"{ref!r} is not built on {base!r}: the base's history is not a prefix of the image's "
                 "(built on another image, or on an older build of that tag? rebuild it)"
             )
+    compressed_bytes, count = _compressed(ref) if compressed else (None, None)
     return ImageInfo(
         ref=ref,
         id=image.id,
         size_bytes=int(image.attrs.get("Size") or 0),
-        compressed_bytes=compressed_size(ref) if compressed else None,
+        compressed_bytes=compressed_bytes,
+        gzip_count=count,
         layers=layers_of(history, n_base),
         base_ref=base,
         labels=dict(image.labels or {}),
@@ -220,73 +220,40 @@ def _cache_file(image_id: str) -> Any:
     return COMPRESSED_CACHE_DIR / f"{image_id.split(':')[-1]}.json"
 
 
-def _blocks(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
-    """Re-cut a byte stream into blocks of exactly `size` bytes (the last one shorter)."""
-    buf = bytearray()
-    for chunk in chunks:
-        buf += chunk
-        while len(buf) >= size:
-            yield bytes(buf[:size])
-            del buf[:size]
-    if buf:
-        yield bytes(buf)
-
-
-def _deflated(block: bytes, zdict: bytes, last: bool, level: int) -> int:
-    comp = (zlib.compressobj(level, zlib.DEFLATED, -15, zdict=zdict) if zdict
-            else zlib.compressobj(level, zlib.DEFLATED, -15))
-    return len(comp.compress(block)) + len(comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
-
-
-def gzip_size(chunks: Iterable[bytes], level: int = 6, workers: int | None = None) -> int:
-    """Bytes a gzip stream of `chunks` takes (what `| gzip` writes), without storing it.
-
-    With several cores it compresses 4 MiB blocks in parallel the way pigz does (each block primed
-    with the previous block's last 32 KiB, so matches across the boundary are kept): the count is
-    within about 0.01% of gzip's, at a fraction of the time. `workers=1` is gzip exactly.
-    """
-    workers = workers or min(os.cpu_count() or 1, 8)
-    if workers == 1:
-        comp = zlib.compressobj(level, zlib.DEFLATED, 31)
-        return sum(len(comp.compress(chunk)) for chunk in chunks) + len(comp.flush())
-    total = 10 + 8  # gzip header and trailer (CRC32, length)
-    pending: deque[Future[int]] = deque()
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # zlib releases the GIL while it works
-        blocks = _blocks(chunks, _BLOCK)
-        previous = b""
-        current = next(blocks, None)
-        while current is not None:
-            following = next(blocks, None)
-            pending.append(pool.submit(_deflated, current, previous[-_WINDOW:], following is None, level))
-            previous, current = current, following
-            while len(pending) > 2 * workers:  # bounded memory: a few blocks in flight
-                total += pending.popleft().result()
-        if not pending and previous == b"":
-            total += _deflated(b"", b"", True, level)
-        while pending:
-            total += pending.popleft().result()
-    return total
-
-
 def compressed_size(ref: str, *, refresh: bool = False) -> int:
-    """`docker save <ref> | gzip | wc -c`, computed by streaming; cached in LAB_HOME/cache/compressed/."""
+    """`docker save <ref> | gzip | wc -c`, counted by streaming (basecamp.gzipsize); cached per image id.
+
+    Layers already counted in another image (same sha256 content) are not compressed again;
+    `last_gzip_count(ref)` says how many were.
+    """
+    return _compressed(ref, refresh=refresh)[0]
+
+
+def last_gzip_count(ref: str) -> GzipCount:
+    """How the compressed size of `ref` was counted (counting it now if it never was)."""
+    return _compressed(ref)[1]
+
+
+def _compressed(ref: str, *, refresh: bool = False) -> tuple[int, GzipCount]:
     image = _get_image(engine.client(), ref)
     path = _cache_file(image.id)
     if not refresh:
         try:
-            return int(json.loads(path.read_text())["compressed_bytes"])
-        except (OSError, ValueError, KeyError):
+            data = json.loads(path.read_text())
+            if data.get("method") == METHOD:  # counted the way this code counts
+                return int(data["compressed_bytes"]), GzipCount(**data["count"])
+        except (OSError, ValueError, KeyError, TypeError):
             pass
-    t0 = time.perf_counter()
-    size = gzip_size(image.save(named=False))
+    count = save_gzip_size(image.save(named=False), cache_dir=COMPRESSED_CACHE_DIR / "layers")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({
-        "image_id": image.id, "compressed_bytes": size, "size_bytes": int(image.attrs.get("Size") or 0),
-        "seconds": round(time.perf_counter() - t0, 3), "ref": ref,
+        "image_id": image.id, "compressed_bytes": count.compressed_bytes,
+        "size_bytes": int(image.attrs.get("Size") or 0), "seconds": count.seconds, "ref": ref,
+        "method": METHOD, "count": asdict(count),
     }))
     tmp.replace(path)
-    return size
+    return count.compressed_bytes, count
 
 
 def image_contains(ref: str, path_or_cmd: str, *, timeout_s: float = 60) -> bool:

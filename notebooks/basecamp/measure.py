@@ -40,6 +40,7 @@ the benchmark over every step basecamp.bench.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -57,6 +58,7 @@ from basecamp.results import DONE, IMAGE, SMOKE, kind_of
 # re-exported (F401): basecamp.versionbump, notebook 10 and the tests ask them of `measure`
 from basecamp.runs import (
     SCENARIOS,
+    LabTime,
     Run,
     ScenarioStats,
     StepMeasurement,
@@ -242,6 +244,8 @@ class _Session:
         self.builder = ""
         #: Commands this measurement has shown: each distinct command is shown once.
         self.commands: set[str] = set()
+        #: Where the protocol's time goes (runs.LabTime): the builds, the sizing, the edits between builds.
+        self.builds_s, self.builds, self.sizing_s, self.changes_s, self.total_s = 0.0, 0, 0.0, 0.0, 0.0
 
     def _display(self) -> BuildDisplay:
         """One build's display: ours report the measurement's line, a caller's own object is used as is."""
@@ -274,6 +278,8 @@ class _Session:
                        labels={STEP_LABEL: self.step, config.PROJECT_LABEL: self.project.name}, display=shown,
                        model=self.resolved.model)
         tracking = result.tracking if result.tracking is not None else Tracking()
+        self.builds_s += result.wall_s
+        self.builds += 1
         _drop_superseded(self.client, old, result.image_id)
         self.builder = result.builder
         if self.image is None:  # the first build of the measurement is the image it reports
@@ -283,8 +289,12 @@ class _Session:
             repo, _, label = kept.rpartition(":")
             self.client.images.get(result.image_id).tag(repo, label)
             _drop_superseded(self.client, old_kept, result.image_id)
+            t0 = time.perf_counter()
             self.image = images.inspect_image(kept, base=self.base)
+            self.sizing_s += time.perf_counter() - t0
             self.image_build = result
+            if self.image.gzip_count is not None:  # says when layers' gzip counts were reused (by sha256)
+                self.log(f"{self.step}: {self.image.gzip_count.line()}")
         return result, tracking, shown
 
     def warm_up(self) -> None:
@@ -334,7 +344,11 @@ class _Session:
         waits, and this one waits for another's measurement, so neither times the other.
         """
         with enginelock.exclusive(enginelock.describe(f"measuring {self.step}")):
-            return self._protocol(wanted, n)
+            t0 = time.perf_counter()  # after the lock: waiting for another notebook is not the lab's work
+            try:
+                return self._protocol(wanted, n)
+            finally:
+                self.total_s = time.perf_counter() - t0
 
     def _protocol(self, wanted: Sequence[str], n: int) -> dict[str, list[Run]]:
         model = self.resolved.model
@@ -361,14 +375,25 @@ class _Session:
                     if left:
                         raise LabError(f"{self.step}: could not empty the lab's cache mounts before a cold build "
                                        f"(in use by another build?): {', '.join(r.id for r in left)}")
-                elif scenario == "code-change":
-                    self.app.edit_code()
-                elif scenario == "version-bump":
-                    self.app.bump_version()
                 else:
-                    self.app.change_dependency()
+                    self.change(scenario)
                 runs[scenario].append(self.run(scenario, i))
         return runs
+
+    def change(self, scenario: str) -> None:
+        """The edit a scenario makes before its build (timed: it is the lab's work, not the build's)."""
+        t0 = time.perf_counter()
+        if scenario == "code-change":
+            self.app.edit_code()
+        elif scenario == "version-bump":
+            self.app.bump_version()
+        else:
+            self.app.change_dependency()
+        self.changes_s += time.perf_counter() - t0
+
+    def lab_time(self) -> LabTime:
+        return LabTime(builds_s=round(self.builds_s, 3), builds=self.builds, sizing_s=round(self.sizing_s, 3),
+                       changes_s=round(self.changes_s, 3), total_s=round(self.total_s, 3))
 
     def finish(self, runs: dict[str, list[Run]], repeats: int, smoke_ok: bool | None = None) -> StepMeasurement:
         """Write the "done" record (the measurement is complete) and return it."""
@@ -378,6 +403,7 @@ class _Session:
             step=self.step, image=self.image, base=self.base_desc, builder=self.builder,
             scenarios={s: ScenarioStats(s, r) for s, r in runs.items()}, target=self.target, repeats=repeats,
             measurement=self.measurement, project=self.project.name, dockerfile=self.source, smoke_ok=smoke_ok,
+            lab_time=self.lab_time(),
         )
 
 
@@ -433,7 +459,9 @@ def measure_step(
     app = app if app is not None else scratch_copy(f"measure-{name}", project=None if project.is_default else project)
     session = _Session(name, resolved.path, app, resolved.target, display, log or (lambda _msg: None),
                        results_path, project, resolved=resolved)
-    return session.finish(session.protocol(wanted, n), n)
+    measured = session.finish(session.protocol(wanted, n), n)
+    session.log(f"{name}: {session.lab_time().line()}")
+    return measured
 
 
 def _measure_ref(step: str, project: Project | None, label: str = "measure") -> str:

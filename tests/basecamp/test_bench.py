@@ -58,3 +58,32 @@ def test_bench_writes_the_rows_and_names_what_failed(tmp_path: Path, monkeypatch
     assert data["builder"] == "classic builder" and list(data["failures"]) == ["02-warming-up"]
     assert [s["step"] for s in data["steps"]] == ["01-naive", "04-deps-before-code"]
     assert data["steps"][0]["code_change_median_s"] == 2.5 and len(data["steps"][0]["runs"]["cold"]) == 2
+
+
+def test_bench_reports_the_labs_own_time_around_the_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per step and in all: builds' time, the lab's own time (the protocol minus the builds) and its share."""
+    from dataclasses import replace
+
+    from basecamp.runs import LabTime
+
+    times = {"01-naive": LabTime(builds_s=30.0, builds=8, sizing_s=5.0, changes_s=1.0, total_s=39.0),
+             "04-deps-before-code": LabTime(builds_s=20.0, builds=8, sizing_s=2.0, changes_s=0.5, total_s=21.0)}
+
+    def fake_measure(name: str, **kwargs: object) -> object:
+        return replace(measurement(name, cold=[10.0, 12.0]), lab_time=times[name])
+
+    class FakeClient:
+        def version(self) -> dict[str, str]:
+            return {"Version": "99.0"}
+
+    monkeypatch.setattr(bench, "measure_step", fake_measure)
+    monkeypatch.setattr(bench.engine, "client", FakeClient)
+    monkeypatch.setattr(bench.engine, "buildkit_cli", lambda: None)
+    report = bench.bench(["01", "04"], repeats=2, scenarios=["cold"], out=tmp_path, log=lambda _m: None)
+    lines = report.lab_time_table.splitlines()
+    assert lines[1].split() == ["01-naive", "8", "30.0", "9.0", "30%", "5.0", "1.0"]
+    assert lines[2].split() == ["04-deps-before-code", "8", "20.0", "1.0", "5%", "2.0", "0.5"]
+    assert lines[3].split() == ["all", "steps", "16", "50.0", "10.0", "20%", "7.0", "1.5"]
+    data = json.loads(report.json_path.read_text())
+    assert data["lab_time"]["01-naive"]["lab_s"] == 9.0 and data["lab_time"]["01-naive"]["share"] == 0.3
+    assert "9.0 s (30% of the builds)" in times["01-naive"].line()

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
-import os
 import time
 import uuid
+import zlib
 
 import pytest
 from basecamp import config, engine
 from basecamp import images as images_mod
 from basecamp.build import build
 from basecamp.errors import InputError
+from basecamp.gzipsize import save_gzip_size
 from basecamp.images import (
     ImageInfo,
     Layer,
@@ -19,7 +19,6 @@ from basecamp.images import (
     clean_created_by,
     columns,
     compressed_size,
-    gzip_size,
     image_contains,
     inspect_image,
     instruction_of,
@@ -91,27 +90,6 @@ def test_base_prefix_and_layers():
     assert "base 120 MB, added 30 MB" in info.summary()
 
 
-def test_gzip_size_matches_gzip():
-    data = [os.urandom(50_000), b"\0" * 200_000, b"hello" * 1000]
-    expected = len(gzip.compress(b"".join(data), compresslevel=6, mtime=0))
-    assert gzip_size(iter(data), workers=1) == expected
-
-
-def test_parallel_gzip_size_is_within_a_hair_of_gzip():
-    # 9 MiB: three 4 MiB blocks; text-like data with matches across block boundaries.
-    words = [os.urandom(3).hex().encode() for _ in range(5000)]
-    data = b" ".join(words[(i * 7919) % 5000] for i in range(1_400_000))[: 9 * 1024 * 1024]
-    expected = len(gzip.compress(data, compresslevel=6, mtime=0))
-    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
-    assert abs(gzip_size(iter(chunks), workers=2) - expected) / expected < 0.001
-    assert gzip_size(iter([]), workers=2) == len(gzip.compress(b"", 6)) == gzip_size(iter([]), workers=1)
-
-
-def test_blocks_recut_exactly():
-    assert [len(b) for b in images_mod._blocks([b"a" * 5, b"b" * 7, b"c"], 4)] == [4, 4, 4, 1]
-    assert list(images_mod._blocks([], 4)) == []
-
-
 # --- engine ---------------------------------------------------------------------------------------
 
 
@@ -157,6 +135,37 @@ def test_inspect_image_layers_and_sizes(sized_image, tmp_path, monkeypatch):
     t0 = time.perf_counter()
     assert compressed_size(sized_image) == info.compressed_bytes
     assert time.perf_counter() - t0 < max(first / 2, 0.5)
+    # Counted per layer: the image's three layers with content (busybox, random, zeros), none known before.
+    assert info.gzip_count is not None and (info.gzip_count.segments, info.gzip_count.reused) == (3, 0)
+    # Within a hair of what `docker save | gzip` writes with GNU gzip's own code (zlib, one stream).
+    whole = zlib.compressobj(6, zlib.DEFLATED, 31)
+    expected = sum(len(whole.compress(c)) for c in engine.client().images.get(sized_image).save(named=False))
+    expected += len(whole.flush())
+    assert abs(info.compressed_bytes - expected) / expected < 0.002
+
+
+@pytest.mark.engine
+def test_a_layer_is_compressed_once_whatever_image_it_is_in(sized_image, tmp_path, monkeypatch):
+    """A second image on the same layers counts only its own new layer; the shared ones come from the cache."""
+    monkeypatch.setattr(images_mod, "COMPRESSED_CACHE_DIR", tmp_path / "cache")
+    first = inspect_image(sized_image).gzip_count
+    dk = engine.client()
+    root = tmp_path / "child"
+    root.mkdir()
+    (root / "Dockerfile").write_text(f"FROM {sized_image}\nRUN head -c 2000000 /random.bin > /again.bin\n")
+    child = f"annapurna-lab/test-images:child-{uuid.uuid4().hex[:8]}"
+    build(root / "Dockerfile", root, child, display="none")
+    try:
+        count = inspect_image(child).gzip_count
+        assert first is not None and count is not None
+        assert (count.segments, count.reused) == (4, 3)
+        assert count.reused_bytes > 8_000_000 and count.compressed_now_bytes < 2_200_000 + 100_000
+        assert "3 of 4 layers" in count.line() and "counted before" in count.line()
+        # the same number as counting everything again with no cache
+        fresh = save_gzip_size(dk.images.get(child).save(named=False), cache_dir=None)
+        assert fresh.compressed_bytes == images_mod.compressed_size(child) and fresh.reused == 0
+    finally:
+        dk.images.remove(child, force=True)
 
 
 @pytest.mark.engine
