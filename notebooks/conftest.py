@@ -11,11 +11,19 @@ without tests/conftest.py (`pytest notebooks/...`), changes nothing.
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 
 import pytest
 
 _prepared = False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One id for the run (tests/conftest.py sets the same when it is loaded first): notebooks of this run may
+    # reuse a measurement made from exactly the same inputs (basecamp.readback.measure_or_reuse), saying so.
+    os.environ.setdefault("ANNAPURNA_RUN_ID", f"pytest-{uuid.uuid4().hex[:12]}")
 
 
 def _series_run(session: pytest.Session) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import pytest
 
 #: The notebook the whole-series run executes first, alone, from a just-cleaned lab (notebooks/conftest.py):
@@ -10,6 +13,9 @@ ALONE_FIRST = "06_cache_mounts.ipynb"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # One id for this run, inherited by every notebook's kernel: a notebook may reuse a measurement an earlier
+    # notebook of this run made from exactly the same inputs (basecamp.readback.measure_or_reuse) and says so.
+    os.environ.setdefault("ANNAPURNA_RUN_ID", f"pytest-{uuid.uuid4().hex[:12]}")
     config.annapurna_artifacts = []  # type: ignore[attr-defined]  # lines for the summary: tests/browser, test_cleanup
     config.annapurna_alone_first = ALONE_FIRST  # type: ignore[attr-defined]
 

@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def _pytest(notebook: str) -> tuple[bool, str]:
     cmd = [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "--nbval-sanitize-with",
            "notebooks/sanitize.cfg", "-p", "no:cacheprovider", "-q", f"notebooks/{notebook}"]
     proc = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, env={**os.environ,
-                          "ANNAPURNA_PROGRESS": os.environ.get("ANNAPURNA_PROGRESS", "plain")})
+                          "ANNAPURNA_PROGRESS": os.environ.get("ANNAPURNA_PROGRESS", "plain"),
+                          # alone means alone: no measurement of an earlier notebook is reused
+                          "ANNAPURNA_RUN_ID": f"isolated-{uuid.uuid4().hex}"})
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     if proc.returncode:
         log = config.LAB_HOME / "results" / f"isolated-{notebook.removesuffix('.ipynb')}-{int(time.time())}.log"

@@ -26,7 +26,7 @@ _EXPORTS = {
     "run_checks": "checks", "report": "checks", "verdict": "checks",
     "cleanup": "cleanup", "secret_demo": "buildsecrets",
     "plot_layers": "plots", "plot_rebuild": "plots", "plot_compare": "plots",
-    "measure_step": "measure", "measured": "readback", "latest_rows": "readback", "format_table": "tables",
+    "measure_step": "measure", "measured": "readback", "measure_or_reuse": "readback", "latest_rows": "readback", "format_table": "tables",
     "install_report": "installer", "claim": "article", "article_figure": "article",
     "say": "lesson", "command": "lesson", "check_prediction": "lesson", "show_code": "lesson",
     "ensure_measured": "summary", "summary_rows": "summary", "scratch_dependency": "summary",

@@ -39,6 +39,7 @@ the benchmark over every step basecamp.bench.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
@@ -202,6 +203,24 @@ def _drop_superseded(client: Any, old_id: str | None, new_id: str) -> None:
         pass  # in use by a container, or already gone: `./lab clean` removes it later
 
 
+def inputs_digest(resolved: ResolvedStep, context: Path, client: Any) -> str:
+    """sha256 of what a measurement's builds read before any edit: the Dockerfile's text, the target, every
+    file of the build context (path and bytes), the id of each base image, and the engine that builds (its id).
+
+    Two measurements with the same digest built the same thing from the same inputs; `readback.measure_or_reuse`
+    reuses one only then. Every file counts, even one a .dockerignore leaves out: stricter, never looser.
+    """
+    sha = hashlib.sha256()
+    for part in (resolved.text, resolved.target or "", str(client.info().get("ID", ""))):
+        sha.update(part.encode() + b"\0")
+    for base in resolved.external_bases:
+        sha.update(f"{base}={client.images.get(base).id}".encode() + b"\0")
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        sha.update(str(path.relative_to(context)).encode() + b"\0")
+        sha.update(hashlib.sha256(path.read_bytes()).digest())
+    return sha.hexdigest()
+
+
 class _Session:
     """One measure_step call: builds the step from `app`, times, tracks and records each run.
 
@@ -235,6 +254,8 @@ class _Session:
         prepare_context(app, resolved.path, resolved.text)  # a uv step's context needs a uv.lock
         # the engine's free disk, before the first build (basecamp.disk: once per process)
         disk.ensure_disk_space(self.client)
+        #: What the builds read, before any edit (inputs_digest); every record carries it and the run's id.
+        self.inputs = inputs_digest(resolved, app.path, self.client)
         self.base_desc = describe_base_short(self.client, self.base)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.measurement = f"{self.step}@{stamp}-{uuid.uuid4().hex[:6]}"
@@ -333,7 +354,7 @@ class _Session:
             builder=result.builder, base=self.base_desc, image_id=result.image_id,
             downloads=run.downloads if run else None, run=run.index if run else None,
             measurement=self.measurement, project=self.project.name, dockerfile=self.source, ok=ok, note=note,
-            package_index=result.package_index,
+            package_index=result.package_index, inputs=self.inputs, run_id=results.run_id(),
         )
         return results.record(rec, self.results_path)
 
@@ -459,9 +480,7 @@ def measure_step(
     app = app if app is not None else scratch_copy(f"measure-{name}", project=None if project.is_default else project)
     session = _Session(name, resolved.path, app, resolved.target, display, log or (lambda _msg: None),
                        results_path, project, resolved=resolved)
-    measured = session.finish(session.protocol(wanted, n), n)
-    session.log(f"{name}: {session.lab_time().line()}")
-    return measured
+    return session.finish(session.protocol(wanted, n), n)  # its lab_time: where the time went (./lab bench)
 
 
 def _measure_ref(step: str, project: Project | None, label: str = "measure") -> str:

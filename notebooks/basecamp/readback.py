@@ -3,6 +3,7 @@
 `measure_step` appends every run to the results file (basecamp.results) with its measurement's id,
 plus an "image" record (the sizes), a "smoke" record when a smoke test ran, and a "done" record last.
 `measured(step)` rebuilds the latest finished measurement of a step, `latest_rows()` the row of each.
+`measure_or_reuse(step)` measures, unless this run already measured the same inputs (it says so).
 """
 
 from __future__ import annotations
@@ -11,13 +12,25 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from basecamp import results
+import docker.errors
+
+from basecamp import engine, images, results
 from basecamp.errors import InputError
 from basecamp.images import ImageInfo
-from basecamp.measure import _measure_ref, default_target, scenarios_for
+from basecamp.measure import (
+    Log,
+    _measure_ref,
+    default_repeats,
+    default_target,
+    inputs_digest,
+    measure_step,
+    scenarios_for,
+    shipped_target,
+)
 from basecamp.project import resolve
 from basecamp.runs import SCENARIOS, MeasuredRow, Run, ScenarioStats, StepMeasurement
-from basecamp.steps import step_name
+from basecamp.scratch import scratch_copy
+from basecamp.steps import resolve_step, step_name
 
 if TYPE_CHECKING:
     from basecamp.project import Project
@@ -107,3 +120,54 @@ def latest_rows(steps: Iterable[str] | None = None, path: Path | None = None,
         if m is not None:
             rows.append(m.row())
     return rows
+
+
+def measure_or_reuse(step: str, *, scenarios: Sequence[str], repeats: int | None = None,
+                     log: Log | None = print, **kwargs: object) -> StepMeasurement:
+    """`measure_step`, unless a measurement made earlier in this run read exactly the same inputs.
+
+    "This run" is $ANNAPURNA_RUN_ID (one `./lab test`, one `./lab report`, one `./lab start`); outside a run
+    this always measures. The same inputs: the sha256 of the Dockerfile, the target, a fresh scratch copy's
+    files, the base images' ids and the engine's id (`measure.inputs_digest`) equals the one the earlier measurement wrote,
+    and it is finished and has at least `repeats` runs of each wanted scenario. A reused measurement is
+    returned with those scenarios only, and `log` gets one line naming it and the digest. Other keywords go
+    to `measure_step`.
+    """
+    say = log or (lambda _msg: None)
+    n = default_repeats() if repeats is None else repeats
+    resolved = resolve_step(step)
+    resolved = resolved.for_target(shipped_target(resolved))
+    app = scratch_copy(f"measure-{resolved.name}")
+    found = _same_inputs(resolved.name, inputs_digest(resolved, app.path, engine.client()), scenarios, n)
+    if found is None:
+        return measure_step(step, scenarios=scenarios, repeats=repeats, app=app, log=log, **kwargs)  # type: ignore[arg-type]
+    m, digest = found
+    runs = ", ".join(f"{s} × {len(m.scenarios[s].runs)}" for s in m.scenarios)
+    say(f"{m.step}: {runs} reused from measurement {m.measurement}, made earlier in this run "
+        f"({results.RUN_ID_ENV}={results.run_id()}) from the same inputs (sha256 {digest[:12]}: Dockerfile, "
+        "target, build context, base image ids, engine); not built again")
+    return m
+
+
+def _same_inputs(name: str, digest: str, scenarios: Sequence[str], n: int) -> tuple[StepMeasurement, str] | None:
+    run = results.run_id()
+    if not run:
+        return None
+    by_measurement: dict[str, list[Record]] = {}
+    for r in results.load(name, project=resolve(None).name):
+        if r.measurement and r.inputs == digest and r.run_id == run:
+            by_measurement.setdefault(r.measurement, []).append(r)
+    for records in reversed(list(by_measurement.values())):
+        m = _from_records(name, records)
+        if m is None or not any(r.kind == results.DONE for r in records):
+            continue
+        if all(s in m.scenarios and len(m.scenarios[s].runs) >= n for s in scenarios):
+            m.scenarios = {s: m.scenarios[s] for s in scenarios}
+            ref = m.image.ref
+            try:
+                if engine.client().images.get(ref).id == m.image.id:  # still that image: its layers too
+                    m.image = images.inspect_image(ref, base=m.image.base_ref)
+            except (docker.errors.ImageNotFound, InputError):  # gone since: the recorded sizes stand
+                pass
+            return m, digest
+    return None

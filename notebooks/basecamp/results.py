@@ -36,6 +36,16 @@ RUNNING = "running"
 KINDS = (RUN, IMAGE, DONE, SMOKE, FORENSICS, CONTEXT, CI, RUNNING)
 
 
+#: One id per run of the series (`./lab test`, `./lab report`, one `./lab start`): measurements made in the same
+#: run with the same inputs may be reused (basecamp.readback.measure_or_reuse).
+RUN_ID_ENV = "ANNAPURNA_RUN_ID"
+
+
+def run_id() -> str:
+    """This run's id ($ANNAPURNA_RUN_ID), "" outside a run."""
+    return os.environ.get(RUN_ID_ENV, "").strip()
+
+
 def kind_of(scenario: str) -> str:
     """The kind of a record written without one (older results files, writers that leave it to this)."""
     if scenario in (IMAGE, DONE, SMOKE, FORENSICS):
@@ -91,6 +101,11 @@ class Record:
     kind: str = ""
     #: "workshop bundle" when the build installed from the bundle's index (basecamp.bundle), else "".
     package_index: str = ""
+    #: sha256 of what the measurement's builds read (basecamp.measure.inputs_digest): the Dockerfile, the
+    #: target, the build context's files and the base images' ids; "" in records made elsewhere.
+    inputs: str = ""
+    #: The run the record was made in ($ANNAPURNA_RUN_ID: one `./lab test`, `./lab report` or `./lab start`).
+    run_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.kind:

@@ -197,6 +197,10 @@ class FakeClient:
         def get(ref: str) -> FakeImage:
             return FakeImage(tags=[ref])
 
+    @staticmethod
+    def info() -> dict[str, str]:
+        return {"ID": "fake-engine"}
+
 
 @dataclass
 class FakeScratch:

@@ -73,7 +73,10 @@ def _host_snapshot(host: object) -> tuple[set[str], set[str]]:
 def _remote_env(eng: NamespacedEngine, home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "ANNAPURNA_ENGINE_LOCK"}
     env.update(DOCKER_HOST=eng.docker_host, ANNAPURNA_HOME=str(home), ANNAPURNA_PROGRESS="plain",
-               PYTHONPATH=os.pathsep.join([str(config.NOTEBOOKS_DIR), str(config.REPO_ROOT)]))
+               PYTHONPATH=os.pathsep.join([str(config.NOTEBOOKS_DIR), str(config.REPO_ROOT)]),
+               # one run per scenario: this test checks the engine's plumbing (builds, smoke through the probe,
+               # cleanup); the notebooks' claims are measured with the default repeats on the host, same run
+               ANNAPURNA_REPEATS="1")
     env.setdefault("ANNAPURNA_POETRY", str(config.LAB_HOME / "tools" / "poetry" / "bin" / "poetry"))
     return env
 
