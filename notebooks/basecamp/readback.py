@@ -3,12 +3,14 @@
 `measure_step` appends every run to the results file (basecamp.results) with its measurement's id,
 plus an "image" record (the sizes), a "smoke" record when a smoke test ran, and a "done" record last.
 `measured(step)` rebuilds the latest finished measurement of a step, `latest_rows()` the row of each.
-`measure_or_reuse(step)` measures, unless this run already measured the same inputs (it says so).
+`measure_or_reuse(step)` measures, unless this run already measured the same inputs (it says so);
+`cold_pair(step)` finds two `--no-cache` builds of the same inputs made in this run (notebook 11).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -150,16 +152,9 @@ def measure_or_reuse(step: str, *, scenarios: Sequence[str], repeats: int | None
 
 
 def _same_inputs(name: str, digest: str, scenarios: Sequence[str], n: int) -> tuple[StepMeasurement, str] | None:
-    run = results.run_id()
-    if not run:
-        return None
-    by_measurement: dict[str, list[Record]] = {}
-    for r in results.load(name, project=resolve(None).name):
-        if r.measurement and r.inputs == digest and r.run_id == run:
-            by_measurement.setdefault(r.measurement, []).append(r)
-    for records in reversed(list(by_measurement.values())):
+    for _mid, records in _this_run(name, digest):
         m = _from_records(name, records)
-        if m is None or not any(r.kind == results.DONE for r in records):
+        if m is None:
             continue
         if all(s in m.scenarios and len(m.scenarios[s].runs) >= n for s in scenarios):
             m.scenarios = {s: m.scenarios[s] for s in scenarios}
@@ -171,3 +166,57 @@ def _same_inputs(name: str, digest: str, scenarios: Sequence[str], n: int) -> tu
                 pass
             return m, digest
     return None
+
+
+@dataclass(frozen=True)
+class ColdPair:
+    """Two `--no-cache` builds of one step from the same inputs, made by a measurement earlier in this run."""
+
+    measurement: str
+    #: The image ids of its cold runs 1 and 2, both still in the engine.
+    image_a: str
+    image_b: str
+    #: The inputs' sha256 (measure.inputs_digest) both were built from.
+    digest: str
+
+    def line(self, step: str) -> str:
+        return (f"{step}: the two --no-cache builds are the cold runs 1 and 2 of measurement {self.measurement}, made "
+                f"earlier in this run ({results.RUN_ID_ENV}={results.run_id()}) from the inputs a fresh scratch copy "
+                f"has now (sha256 {self.digest[:12]}: Dockerfile, target, build context, base image ids, engine); "
+                "not built again")
+
+
+def cold_pair(step: str, target: str | None = None) -> ColdPair | None:
+    """Two cold runs of a finished measurement of `step` made in this run from the same inputs, if their
+    images are still in the engine (each cold run is a `--no-cache` build, its cache mounts emptied first)."""
+    if not results.run_id():
+        return None
+    resolved = resolve_step(step)
+    resolved = resolved.for_target(target if target is not None else shipped_target(resolved))
+    digest = inputs_digest(resolved, scratch_copy(f"measure-{resolved.name}").path, engine.client())
+    for mid, records in _this_run(resolved.name, digest):
+        colds = {r.run: r.image_id for r in records if r.kind == results.RUN and r.scenario == "cold" and r.image_id}
+        if 1 in colds and 2 in colds and colds[1] != colds[2] and all(_present(i) for i in (colds[1], colds[2])):
+            return ColdPair(measurement=mid, image_a=colds[1], image_b=colds[2], digest=digest)
+    return None
+
+
+def _present(image_id: str) -> bool:
+    try:
+        engine.client().images.get(image_id)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _this_run(name: str, digest: str) -> list[tuple[str, list[Record]]]:
+    """Finished measurements of `name` made in this run from `digest`, newest first."""
+    run = results.run_id()
+    if not run:
+        return []
+    by_measurement: dict[str, list[Record]] = {}
+    for r in results.load(name, project=resolve(None).name):
+        if r.measurement and r.inputs == digest and r.run_id == run:
+            by_measurement.setdefault(r.measurement, []).append(r)
+    return [(mid, records) for mid, records in reversed(list(by_measurement.items()))
+            if any(r.kind == results.DONE for r in records)]

@@ -20,6 +20,7 @@ from basecamp.build import build
 from basecamp.errors import LabError
 from basecamp.measure import default_target
 from basecamp.probe import _ChunkReader
+from basecamp.readback import cold_pair
 from basecamp.scratch import scratch_copy
 from basecamp.steps import STEP_LABEL, build_step, step_name
 
@@ -174,15 +175,27 @@ def compare_images(step: str, a: str, b: str, commands: Sequence[str] = ()) -> R
 
 
 def reproducibility(step: str, *, dockerfile: Path | None = None, target: str | None = None,
-                    display: Any = None) -> ReproResult:
+                    display: Any = None, log: Any = print) -> ReproResult:
     """Build `step` twice with `--no-cache` from one scratch copy (same inputs), compare the two images.
 
     `dockerfile`: build this Dockerfile (an extra derived from the step) instead of the step's own;
     its images are tagged annapurna-lab/<its stem>:repro-a and :repro-b. `target`: the stage to build,
     by default the step's shipped one (its `runtime` stage when it has one, like the measurements).
+    For a step's own Dockerfile, when a measurement earlier in this run already made two cold builds from
+    the same inputs (readback.cold_pair), those two are compared instead, tagged :repro-a and :repro-b,
+    and `log` gets one line saying so.
     """
     target = target or default_target(step)
 
+    pair = cold_pair(step, target) if dockerfile is None else None
+    if pair is not None:
+        name = step_name(step)
+        dk = engine.client()
+        for image_id, label in ((pair.image_a, "repro-a"), (pair.image_b, "repro-b")):
+            dk.images.get(image_id).tag(f"{config.IMAGE_REPO_PREFIX}/{name}", label)
+        if log is not None:
+            log(pair.line(name))
+        return compare_images(name, pair.image_a, pair.image_b)
     app = scratch_copy("repro")
     if dockerfile is None:
         builds = [build_step(step, app, label, no_cache=True, target=target, display=display)

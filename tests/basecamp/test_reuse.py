@@ -86,3 +86,50 @@ def test_inputs_digest_covers_the_context_the_dockerfile_and_the_target() -> Non
     assert inputs_digest(resolved.for_target("builder"), copy.path, client) != first
     (Path(copy.path) / "annapurna" / "extra.py").write_text("X = 1\n")
     assert inputs_digest(runtime, copy.path, client) != first
+
+
+def test_a_cold_pair_is_two_cold_runs_of_this_runs_measurement_with_both_images_present(
+        fake: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    present = {"sha256:m11", "sha256:m12"}
+    monkeypatch.setattr(readback, "_present", lambda image_id: image_id in present)
+    _measurement("m1", inputs="d" * 64, run_id="run-1")
+    pair = readback.cold_pair("01")
+    assert pair is not None and (pair.measurement, pair.image_a, pair.image_b) == ("m1", "sha256:m11", "sha256:m12")
+    assert "cold runs 1 and 2 of measurement m1" in pair.line("01-naive") and "dddddddddddd" in pair.line("01-naive")
+    present.discard("sha256:m12")  # one image gone (a later measurement replaced it): build again
+    assert readback.cold_pair("01") is None
+    present.add("sha256:m12")
+    fake["digest"] = "e" * 64  # other inputs now
+    assert readback.cold_pair("01") is None
+    fake["digest"] = "d" * 64
+    monkeypatch.setenv(results.RUN_ID_ENV, "run-2")  # another run
+    assert readback.cold_pair("01") is None
+
+
+def test_reproducibility_compares_the_pair_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from basecamp import reproducible
+
+    tagged: list[tuple[str, str, str]] = []
+
+    class Image:
+        def __init__(self, image_id: str) -> None:
+            self.image_id = image_id
+
+        def tag(self, repo: str, label: str) -> None:
+            tagged.append((self.image_id, repo, label))
+
+    class Client:
+        class images:
+            @staticmethod
+            def get(image_id: str) -> Image:
+                return Image(image_id)
+
+    pair = readback.ColdPair(measurement="m1", image_a="sha256:a", image_b="sha256:b", digest="d" * 64)
+    monkeypatch.setattr(reproducible, "cold_pair", lambda step, target: pair)
+    monkeypatch.setattr(reproducible.engine, "client", Client)
+    monkeypatch.setattr(reproducible, "compare_images", lambda name, a, b, commands=(): (name, a, b))
+    monkeypatch.setattr(reproducible, "build_step", lambda *a, **k: pytest.fail("built although a pair exists"))
+    lines: list[str] = []
+    assert reproducible.reproducibility("01", log=lines.append) == ("01-naive", "sha256:a", "sha256:b")
+    assert [t[2] for t in tagged] == ["repro-a", "repro-b"] and tagged[0][1] == "annapurna-lab/01-naive"
+    assert "not built again" in lines[0]
