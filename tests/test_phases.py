@@ -1,0 +1,29 @@
+"""tests/phases.py: a run's JUnit XML summed into the README's phases (no engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.phases import phases, table
+
+XML = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
+<testcase classname="tests.basecamp.test_units" name="a" time="0.5"/>
+<testcase classname="tests.basecamp.test_build" name="b" time="10.0">
+  <properties><property name="marker" value="engine"/></properties></testcase>
+<testcase classname="notebooks.01_naive.ipynb" name="Cell 0" time="1.0"/>
+<testcase classname="notebooks.01_naive.ipynb" name="Cell 2" time="40.0"/>
+<testcase classname="tests.remote.test_remote_engine" name="r" time="100.0"/>
+<testcase classname="tests.basecamp.test_cleanup" name="c" time="20.0"/>
+</testsuite></testsuites>"""
+
+
+def test_a_run_is_summed_by_phase(tmp_path: Path) -> None:
+    path = tmp_path / "run.xml"
+    path.write_text(XML)
+    found = phases(path)
+    assert found == {"unit tests (no engine)": (0.5, 1), "engine tests of the lab": (10.0, 1),
+                     "notebook 01_naive": (41.0, 2), "remote-engine test": (100.0, 1),
+                     "cleanup tests (incl. the cleanup after the run)": (20.0, 1)}
+    lines = table(found).splitlines()
+    assert lines[2] == "| remote-engine test | 100.0 | 1 |"  # largest first
+    assert lines[-2] == "| all notebooks | 41.0 | |" and lines[-1] == "| **all of pytest** | **171.5** | 6 |"
