@@ -32,12 +32,8 @@ def test_bench_refuses_bad_arguments_before_building(capsys: pytest.CaptureFixtu
     assert "unknown step '99'" in capsys.readouterr().err
 
 
-def test_bench_writes_the_rows_and_names_what_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A step that fails is reported and the others still land in the table, the CSV and the JSON."""
-    def fake_measure(name: str, **kwargs: object) -> object:
-        if name == "02-warming-up":
-            raise LabError("the cold build took 1 step(s) from the layer cache")
-        return measurement(name, cold=[10.0, 12.0], code_change=[2.0, 3.0])
+def _fake_engine(monkeypatch: pytest.MonkeyPatch, fake_measure: object) -> None:
+    """bench with `fake_measure` for measure_step and an engine that only tells its version."""
 
     class FakeClient:
         def version(self) -> dict[str, str]:
@@ -46,6 +42,16 @@ def test_bench_writes_the_rows_and_names_what_failed(tmp_path: Path, monkeypatch
     monkeypatch.setattr(bench, "measure_step", fake_measure)
     monkeypatch.setattr(bench.engine, "client", FakeClient)
     monkeypatch.setattr(bench.engine, "buildkit_cli", lambda: None)
+
+
+def test_bench_writes_the_rows_and_names_what_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that fails is reported and the others still land in the table, the CSV and the JSON."""
+    def fake_measure(name: str, **kwargs: object) -> object:
+        if name == "02-warming-up":
+            raise LabError("the cold build took 1 step(s) from the layer cache")
+        return measurement(name, cold=[10.0, 12.0], code_change=[2.0, 3.0])
+
+    _fake_engine(monkeypatch, fake_measure)
     lines: list[str] = []
     report = bench.bench(["01", "02", "04"], repeats=2, scenarios=["code-change", "cold"], out=tmp_path, log=lines.append)
     assert [m.step for m in report.measurements] == ["01-naive", "04-deps-before-code"]
@@ -72,13 +78,7 @@ def test_bench_reports_the_labs_own_time_around_the_builds(tmp_path: Path, monke
     def fake_measure(name: str, **kwargs: object) -> object:
         return replace(measurement(name, cold=[10.0, 12.0]), lab_time=times[name])
 
-    class FakeClient:
-        def version(self) -> dict[str, str]:
-            return {"Version": "99.0"}
-
-    monkeypatch.setattr(bench, "measure_step", fake_measure)
-    monkeypatch.setattr(bench.engine, "client", FakeClient)
-    monkeypatch.setattr(bench.engine, "buildkit_cli", lambda: None)
+    _fake_engine(monkeypatch, fake_measure)
     report = bench.bench(["01", "04"], repeats=2, scenarios=["cold"], out=tmp_path, log=lambda _m: None)
     lines = report.lab_time_table.splitlines()
     assert lines[1].split() == ["01-naive", "8", "30.0", "9.0", "30%", "5.0", "1.0"]
