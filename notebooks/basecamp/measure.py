@@ -318,6 +318,16 @@ class _Session:
                 self.log(f"{self.step}: {self.image.gzip_count.line()}")
         return result, tracking, shown
 
+    def _keep_cold(self, index: int, image_id: str) -> None:
+        """Tag cold run `index`'s image "<step>:measure-cold-<index>" as well, so a later measurement of other
+        scenarios, which moves ":measure" and ":measure-cold", leaves it: `readback.cold_pair` compares cold runs
+        1 and 2 of this run instead of building them again. The tag's previous image goes when nothing names it."""
+        ref = _measure_ref(self.step, self.project, f"measure-cold-{index}")
+        old = self._image_id(ref)
+        repo, _, label = ref.rpartition(":")
+        self.client.images.get(image_id).tag(repo, label)
+        _drop_superseded(self.client, old, image_id)
+
     def warm_up(self) -> None:
         result, _, shown = self.build("warm", no_cache=False)
         self.say(shown, result, f"warm-up (not measured): {result.wall_s:.1f} s, "
@@ -325,6 +335,8 @@ class _Session:
 
     def run(self, scenario: str, index: int) -> Run:
         result, tracking, shown = self.build(scenario, no_cache=scenario == "cold")
+        if scenario == "cold" and result.image_id:
+            self._keep_cold(index, result.image_id)
         installed, downloaded, from_cache = _install_counts(result)
         size = self.client.images.get(result.image_id).attrs.get("Size") if result.image_id else None
         run = Run(scenario=scenario, wall_s=result.wall_s, cached_steps=len(result.cached_steps),

@@ -4,11 +4,14 @@ and measure.inputs_digest over a real scratch copy (engine: base image ids and t
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import docker.errors
 import pytest
-from basecamp import engine, readback, results
+from basecamp import config, engine, measure, readback, results
 from basecamp.measure import inputs_digest
+from basecamp.project import resolve
 from basecamp.results import Record, record
 from basecamp.scratch import scratch_copy
 from basecamp.steps import resolve_step
@@ -133,3 +136,80 @@ def test_reproducibility_compares_the_pair_and_says_so(monkeypatch: pytest.Monke
     assert reproducible.reproducibility("01", log=lines.append) == ("01-naive", "sha256:a", "sha256:b")
     assert [t[2] for t in tagged] == ["repro-a", "repro-b"] and tagged[0][1] == "annapurna-lab/01-naive"
     assert "not built again" in lines[0]
+
+
+class _Engine:
+    """Images with tags, as the engine keeps them: a tag names one image; an untagged lab image can be removed."""
+
+    def __init__(self) -> None:
+        self.tags: dict[str, str] = {}
+        self.ids: set[str] = set()
+        self.made = iter(range(1, 1000))
+        outer = self
+
+        class Image:
+            def __init__(self, image_id: str) -> None:
+                self.id = image_id
+                self.labels = {config.LAB_LABEL: config.LAB_LABEL_VALUE}
+                self.attrs = {"Size": 100}
+
+            @property
+            def tags(self) -> list[str]:
+                return [t for t, i in outer.tags.items() if i == self.id]
+
+            def tag(self, repo: str, label: str) -> None:
+                outer.tags[f"{repo}:{label}"] = self.id
+
+        class Images:
+            @staticmethod
+            def get(ref: str) -> Image:
+                image_id = outer.tags.get(ref, ref)
+                if image_id not in outer.ids:
+                    raise docker.errors.ImageNotFound(ref)
+                return Image(image_id)
+
+            @staticmethod
+            def remove(image_id: str) -> None:
+                outer.ids.discard(image_id)
+
+        self.images = Images()
+
+
+def _session(eng: _Engine, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A measurement session of 09 on `eng`: each build makes a new image and tags it, like `docker build -t`."""
+    def fake_build(dockerfile: Any, context: Any, tag: str, **_: Any) -> Any:
+        image_id = f"sha256:{next(eng.made):064x}"
+        eng.ids.add(image_id)
+        eng.tags[tag] = image_id
+        return SimpleNamespace(image_id=image_id, wall_s=1.0, builder="fake", tracking=None, cached_steps=[],
+                               ran_steps=[], command="docker build")
+
+    monkeypatch.setattr(measure, "build", fake_build)
+    monkeypatch.setattr(measure.images, "inspect_image", lambda ref, base=None: SimpleNamespace(
+        gzip_count=None, size_bytes=100, compressed_bytes=40))
+    monkeypatch.setattr(measure, "_install_counts", lambda result: (None, None, None))
+    monkeypatch.setattr(measure, "verify", lambda run, packages: [])
+    session = object.__new__(measure._Session)
+    session.__dict__.update(client=eng, step="09-hardened-runtime", project=resolve(None), dockerfile=Path("x"),
+                            app=SimpleNamespace(path=Path(".")), target="runtime", display="none", log=lambda _: None,
+                            resolved=SimpleNamespace(model=None), base="b", commands=set(), builds_s=0.0, builds=0,
+                            sizing_s=0.0, image=None, image_build=None, image_recorded=False)
+    monkeypatch.setattr(session, "say", lambda *a: None, raising=False)
+    monkeypatch.setattr(session, "record", lambda *a, **k: None, raising=False)
+    return session
+
+
+def test_a_later_measurement_of_other_scenarios_leaves_both_cold_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebook 10 measures steps 6 and 8 again (a version bump) before notebook 11 compares their cold runs 1 and
+    2 (readback.cold_pair): moving ":measure" and ":measure-cold" must not remove those two images."""
+    eng = _Engine()
+    first = _session(eng, monkeypatch)
+    colds = [first.run("cold", i).image_id for i in (1, 2)]
+    later = _session(eng, monkeypatch)
+    later.build("warm", no_cache=False)  # the version-bump measurement's warm-up: its image becomes ":measure"
+    later.run("version-bump", 1)
+    assert set(colds) <= eng.ids, "a cold run's image was removed by a later measurement"
+    # and a later cold measurement replaces them: nothing accumulates
+    again = _session(eng, monkeypatch)
+    new = [again.run("cold", i).image_id for i in (1, 2)]
+    assert not set(colds) & eng.ids and set(new) <= eng.ids

@@ -1,10 +1,11 @@
-"""The report in a real browser, offline: `python -m basecamp report` over 01_naive and 15_summary.
+"""The report in a real browser, offline: `python -m basecamp report` over 01_naive.
 
 What this covers: the real command (subprocess) executes 01_naive (ANNAPURNA_REPEATS=1, to keep CI
-in budget) and 15_summary (which reads the steps nbval measured earlier in the run, and measures any
-step still missing), then chromium opens the index and the 01 page from file:// with every
-non-file request aborted: the charts must draw from the local plotly.min.js, and the summary table
-must be on the index. The full series is `./lab report`; its failure handling is tested without an
+in budget), then chromium opens the index and the 01 page from file:// with every non-file request
+aborted: the charts must draw from the local plotly.min.js, and the summary table (every step this
+machine has measured, read from the results: the index needs no summary notebook) must be on the index.
+15_summary is not reported here (issue 15: it added a third to the test's time and nothing the browser
+checks); nbval runs it in the same `./lab test`. The full series is `./lab report`; its failure handling is tested without an
 engine in tests/basecamp/test_book.py.
 """
 
@@ -25,7 +26,7 @@ from basecamp import config
 pytestmark = [pytest.mark.engine, pytest.mark.browser]
 
 #: The notebooks the test reports on; $ANNAPURNA_REPORT_NOTEBOOKS (comma-separated) picks others, but 01 must be in.
-NOTEBOOKS = [n.strip() for n in os.environ.get("ANNAPURNA_REPORT_NOTEBOOKS", "01,15_summary").split(",") if n.strip()]
+NOTEBOOKS = [n.strip() for n in os.environ.get("ANNAPURNA_REPORT_NOTEBOOKS", "01").split(",") if n.strip()]
 
 
 @pytest.fixture(scope="module")
