@@ -48,6 +48,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.section("artifacts and timings: browser tests, the cleanup after the run")
         for line in lines:
             terminalreporter.write_line(line)
+    from tests.phases import from_reports, table  # here: a run that needs no summary imports nothing more
+
+    found = from_reports(r for reports in terminalreporter.stats.values() for r in reports)
+    if found:  # the README's time budget lists these phases (issue 15)
+        terminalreporter.section("where the time went (seconds per phase, largest first)")
+        for line in table(found).splitlines():
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(autouse=True)

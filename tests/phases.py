@@ -1,4 +1,5 @@
-"""Where the seconds of a `./lab test` went, from its JUnit XML: `python -m tests.phases run.xml`.
+"""Where the seconds of a `./lab test` went: printed at the end of every run (tests/conftest.py), and from a
+run's JUnit XML afterwards: `python -m tests.phases run.xml`.
 
 `./lab test --junitxml=run.xml` (or `bash .ci/run --junitxml=run.xml`) writes one <testcase> per test and per
 notebook cell, with its time. This sums them into the phases the README's time budget lists: the tests that
@@ -12,7 +13,9 @@ import argparse
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 #: classname prefix -> phase, first match wins; notebooks get one phase each.
 PHASES = (
@@ -33,16 +36,40 @@ def phase_of(classname: str, engine: bool = False) -> str:
     return "engine tests of the lab" if engine and phase == "unit tests (no engine)" else phase
 
 
-def phases(xml_path: Path) -> dict[str, tuple[float, int]]:
-    """Phase -> (seconds, test cases), in the order the run met them."""
+def summed(cases: Iterable[tuple[str, float, bool]]) -> dict[str, tuple[float, int]]:
+    """(classname, seconds, marked engine) per test case -> phase -> (seconds, test cases), in the order met."""
     seconds: dict[str, float] = defaultdict(float)
-    cases: dict[str, int] = defaultdict(int)
-    for case in ET.parse(xml_path).iter("testcase"):
-        engine = any(p.get("name") == "marker" and p.get("value") == "engine" for p in case.iter("property"))
-        phase = phase_of(case.get("classname", ""), engine)
-        seconds[phase] += float(case.get("time") or 0)
-        cases[phase] += 1
-    return {p: (seconds[p], cases[p]) for p in seconds}
+    counts: dict[str, int] = defaultdict(int)
+    for classname, time_s, engine in cases:
+        phase = phase_of(classname, engine)
+        seconds[phase] += time_s
+        counts[phase] += 1
+    return {p: (seconds[p], counts[p]) for p in seconds}
+
+
+def phases(xml_path: Path) -> dict[str, tuple[float, int]]:
+    """Phase -> (seconds, test cases) from a run's JUnit XML."""
+    return summed((case.get("classname", ""), float(case.get("time") or 0),
+                   any(p.get("name") == "marker" and p.get("value") == "engine" for p in case.iter("property")))
+                  for case in ET.parse(xml_path).iter("testcase"))
+
+
+def classname(nodeid: str) -> str:
+    """JUnit's classname for a pytest node id: "tests/basecamp/test_x.py::test_y" -> "tests.basecamp.test_x",
+    "notebooks/01_naive.ipynb::Cell 2" -> "notebooks.01_naive.ipynb"."""
+    return nodeid.split("::", 1)[0].removesuffix(".py").replace("/", ".")
+
+
+def from_reports(reports: Iterable[Any]) -> dict[str, tuple[float, int]]:
+    """Phase -> (seconds, test cases) from the run's own test reports (setup, call and teardown summed per test,
+    as the JUnit XML does): what `./lab test` prints at its end."""
+    per_test: dict[str, list[Any]] = {}
+    for report in reports:
+        if getattr(report, "when", None) in ("setup", "call", "teardown"):
+            per_test.setdefault(report.nodeid, []).append(report)
+    return summed((classname(nodeid), sum(r.duration for r in rs),
+                   ("marker", "engine") in (rs[0].user_properties or []))
+                  for nodeid, rs in per_test.items())
 
 
 def table(found: dict[str, tuple[float, int]]) -> str:

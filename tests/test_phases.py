@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.phases import phases, table
+from tests.phases import from_reports, phases, table
 
 XML = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="tests.basecamp.test_units" name="a" time="0.5"/>
@@ -27,3 +27,24 @@ def test_a_run_is_summed_by_phase(tmp_path: Path) -> None:
     lines = table(found).splitlines()
     assert lines[2] == "| remote-engine test | 100.0 | 1 |"  # largest first
     assert lines[-2] == "| all notebooks | 41.0 | |" and lines[-1] == "| **all of pytest** | **171.5** | 6 |"
+
+
+def test_the_runs_own_reports_give_the_same_phases_as_its_xml(tmp_path: Path) -> None:
+    """What `./lab test` prints at its end: its reports summed like the JUnit XML (setup + call + teardown)."""
+    from types import SimpleNamespace
+
+    def rep(nodeid: str, when: str, s: float, engine: bool = False) -> SimpleNamespace:
+        return SimpleNamespace(nodeid=nodeid, when=when, duration=s, user_properties=[("marker", "engine")] if engine else [])
+
+    reports = [rep("tests/basecamp/test_units.py::test_a", "call", 0.5),
+               rep("tests/basecamp/test_build.py::test_b", "setup", 4.0, engine=True),
+               rep("tests/basecamp/test_build.py::test_b", "call", 6.0, engine=True),
+               rep("notebooks/01_naive.ipynb::Cell 0", "call", 1.0),
+               rep("notebooks/01_naive.ipynb::Cell 2", "call", 40.0),
+               rep("tests/remote/test_remote_engine.py::test_r", "call", 100.0),
+               rep("tests/basecamp/test_cleanup.py::test_c", "call", 19.5),
+               rep("tests/basecamp/test_cleanup.py::test_c", "teardown", 0.5),
+               SimpleNamespace(nodeid="tests/x.py", when=None, duration=3.0, user_properties=[])]  # a collect report
+    path = tmp_path / "run.xml"
+    path.write_text(XML)
+    assert from_reports(reports) == phases(path)
