@@ -305,11 +305,7 @@ class _Session:
         self.builder = result.builder
         if self.image is None:  # the first build of the measurement is the image it reports
             # tagged "<step>:measure" too, so later runs retagging "measure-<scenario>" never drop it
-            kept = _measure_ref(self.step, self.project)
-            old_kept = self._image_id(kept)
-            repo, _, label = kept.rpartition(":")
-            self.client.images.get(result.image_id).tag(repo, label)
-            _drop_superseded(self.client, old_kept, result.image_id)
+            kept = self._tag_also(result.image_id, "measure")
             t0 = time.perf_counter()
             self.image = images.inspect_image(kept, base=self.base)
             self.sizing_s += time.perf_counter() - t0
@@ -318,15 +314,15 @@ class _Session:
                 self.log(f"{self.step}: {self.image.gzip_count.line()}")
         return result, tracking, shown
 
-    def _keep_cold(self, index: int, image_id: str) -> None:
-        """Tag cold run `index`'s image "<step>:measure-cold-<index>" as well, so a later measurement of other
-        scenarios, which moves ":measure" and ":measure-cold", leaves it: `readback.cold_pair` compares cold runs
-        1 and 2 of this run instead of building them again. The tag's previous image goes when nothing names it."""
-        ref = _measure_ref(self.step, self.project, f"measure-cold-{index}")
+    def _tag_also(self, image_id: str, label: str) -> str:
+        """Tag `image_id` "<step>:<label>" as well and return that ref; the image the tag named before goes when
+        nothing names it any more."""
+        ref = _measure_ref(self.step, self.project, label)
         old = self._image_id(ref)
-        repo, _, label = ref.rpartition(":")
-        self.client.images.get(image_id).tag(repo, label)
+        repo, _, tag = ref.rpartition(":")
+        self.client.images.get(image_id).tag(repo, tag)
         _drop_superseded(self.client, old, image_id)
+        return ref
 
     def warm_up(self) -> None:
         result, _, shown = self.build("warm", no_cache=False)
@@ -336,7 +332,9 @@ class _Session:
     def run(self, scenario: str, index: int) -> Run:
         result, tracking, shown = self.build(scenario, no_cache=scenario == "cold")
         if scenario == "cold" and result.image_id:
-            self._keep_cold(index, result.image_id)
+            # "<step>:measure-cold-<n>" too: a later measurement of other scenarios, which moves ":measure" and
+            # ":measure-cold", leaves it, so `readback.cold_pair` compares cold runs 1 and 2 instead of building again
+            self._tag_also(result.image_id, f"measure-cold-{index}")
         installed, downloaded, from_cache = _install_counts(result)
         size = self.client.images.get(result.image_id).attrs.get("Size") if result.image_id else None
         run = Run(scenario=scenario, wall_s=result.wall_s, cached_steps=len(result.cached_steps),
