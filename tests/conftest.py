@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +19,22 @@ def pytest_configure(config: pytest.Config) -> None:
     # One id for this run, inherited by every notebook's kernel: a notebook may reuse a measurement an earlier
     # notebook of this run made from exactly the same inputs (basecamp.readback.measure_or_reuse) and says so.
     os.environ.setdefault("ANNAPURNA_RUN_ID", f"pytest-{uuid.uuid4().hex[:12]}")
+    # Every build of this run, in this process, a notebook's kernel or a subprocess, appends a line here
+    # (basecamp.build): the summary then says how much of each phase was `docker build` running (issue 15).
+    if not os.environ.get("ANNAPURNA_BUILD_TIMES"):
+        fd, path = tempfile.mkstemp(prefix="annapurna-build-times-", suffix=".jsonl")
+        os.close(fd)
+        os.environ["ANNAPURNA_BUILD_TIMES"] = path
+        config.annapurna_build_times_made = path  # type: ignore[attr-defined]  # removed after the summary
     config.annapurna_artifacts = []  # type: ignore[attr-defined]  # lines for the summary: tests/browser, test_cleanup
     config.annapurna_alone_first = ALONE_FIRST  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = getattr(config, "annapurna_build_times_made", None)
+    if made:
+        Path(made).unlink(missing_ok=True)
+        os.environ.pop("ANNAPURNA_BUILD_TIMES", None)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,12 +65,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.section("artifacts and timings: browser tests, the cleanup after the run")
         for line in lines:
             terminalreporter.write_line(line)
-    from tests.phases import from_reports, table  # here: a run that needs no summary imports nothing more
+    # here: a run that needs no summary imports nothing more
+    from tests.phases import builds_by_phase, from_reports, table
 
-    found = from_reports(r for reports in terminalreporter.stats.values() for r in reports)
+    reports = [r for reports in terminalreporter.stats.values() for r in reports]
+    found = from_reports(reports)
     if found:  # the README's time budget lists these phases (issue 15)
+        times = Path(os.environ.get("ANNAPURNA_BUILD_TIMES") or os.devnull)
+        lines = [json.loads(line) for line in times.read_text().splitlines() if line.strip()] if times.is_file() else []
         terminalreporter.section("where the time went (seconds per phase, largest first)")
-        for line in table(found).splitlines():
+        for line in table(found, builds_by_phase(reports, lines)).splitlines():
             terminalreporter.write_line(line)
 
 
@@ -66,6 +87,7 @@ def _lab_home(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
 
     # fake engines and CLIs only: never wait for a real build's engine lock (tests/basecamp/test_enginelock.py tests it)
     monkeypatch.setenv("ANNAPURNA_ENGINE_LOCK", "unit test")
+    monkeypatch.delenv("ANNAPURNA_BUILD_TIMES", raising=False)  # fake builds are not the run's builds
     home = tmp_path_factory.mktemp("lab-home")
     monkeypatch.setattr(config, "LAB_HOME", home)
     monkeypatch.setattr(config, "SCRATCH_DIR", home / "scratch")

@@ -72,14 +72,42 @@ def from_reports(reports: Iterable[Any]) -> dict[str, tuple[float, int]]:
                   for nodeid, rs in per_test.items())
 
 
-def table(found: dict[str, tuple[float, int]]) -> str:
+def builds_by_phase(reports: Iterable[Any], builds: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Phase -> seconds of `docker build` running during it. `builds`: the lines basecamp.build wrote to
+    $ANNAPURNA_BUILD_TIMES (start as epoch seconds, wall_s); each goes to the test whose setup, call or teardown
+    was running when the build started (a report's start and stop). A build no test was running at: "outside tests"."""
+    spans = sorted((r.start, r.stop, r.nodeid, ("marker", "engine") in (r.user_properties or []))
+                   for r in reports if getattr(r, "when", None) in ("setup", "call", "teardown"))
+    seconds: dict[str, float] = defaultdict(float)
+    for b in builds:
+        start = float(b["start"])
+        # the latest span that began at or before the build's start and had not ended yet (spans nest only in time)
+        hit = next((s for s in reversed(spans) if s[0] <= start <= s[1]), None)
+        phase = phase_of(classname(hit[2]), hit[3]) if hit else "outside tests"
+        seconds[phase] += float(b["wall_s"])
+    return dict(seconds)
+
+
+def table(found: dict[str, tuple[float, int]], builds: dict[str, float] | None = None) -> str:
+    """The phases, largest first; with `builds` (builds_by_phase) a column of `docker build` seconds in each."""
     total = sum(s for s, _ in found.values())
     notebooks = sum(s for p, (s, _) in found.items() if p.startswith("notebook "))
-    lines = ["| phase | s | cases |", "|---|---:|---:|"]
+    if builds is None:
+        lines = ["| phase | s | cases |", "|---|---:|---:|"]
+        for phase, (s, n) in sorted(found.items(), key=lambda kv: -kv[1][0]):
+            lines.append(f"| {phase} | {s:.1f} | {n} |")
+        lines.append(f"| all notebooks | {notebooks:.1f} | |")
+        lines.append(f"| **all of pytest** | **{total:.1f}** | {sum(n for _, n in found.values())} |")
+        return "\n".join(lines)
+    built = sum(builds.values())
+    nb_built = sum(s for p, s in builds.items() if p.startswith("notebook "))
+    lines = ["| phase | s | of it docker build s | cases |", "|---|---:|---:|---:|"]
     for phase, (s, n) in sorted(found.items(), key=lambda kv: -kv[1][0]):
-        lines.append(f"| {phase} | {s:.1f} | {n} |")
-    lines.append(f"| all notebooks | {notebooks:.1f} | |")
-    lines.append(f"| **all of pytest** | **{total:.1f}** | {sum(n for _, n in found.values())} |")
+        lines.append(f"| {phase} | {s:.1f} | {builds.get(phase, 0.0):.1f} | {n} |")
+    if builds.get("outside tests"):
+        lines.append(f"| outside tests | | {builds['outside tests']:.1f} | |")
+    lines.append(f"| all notebooks | {notebooks:.1f} | {nb_built:.1f} | |")
+    lines.append(f"| **all of pytest** | **{total:.1f}** | **{built:.1f}** | {sum(n for _, n in found.values())} |")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ such a CLI it falls back to the SDK's classic builder and says so in `BuildResul
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -58,6 +59,20 @@ def _setpriv_with_pdeathsig() -> str | None:
 ERROR_TAIL = 20
 
 _SECRET_ID = re.compile(r"[A-Za-z0-9._-]+")
+#: A file every build appends one JSON line to (when it started, seconds, tag, --no-cache), when set: `./lab test`
+#: sets it (tests/conftest.py) so that its summary can say how much of each phase was `docker build` running.
+BUILD_TIMES_ENV = "ANNAPURNA_BUILD_TIMES"
+
+
+def _note_build_time(result: BuildResult, no_cache: bool) -> None:
+    """One line per finished build in $ANNAPURNA_BUILD_TIMES (unset: nothing). Kernels and subprocesses inherit it."""
+    path = os.environ.get(BUILD_TIMES_ENV, "").strip()
+    if not path:
+        return
+    line = json.dumps({"start": time.time() - result.wall_s, "wall_s": round(result.wall_s, 3), "tag": result.tag,
+                       "no_cache": no_cache})
+    with open(path, "a", encoding="utf-8") as out:  # one short write per line: parallel writers do not interleave
+        out.write(line + "\n")
 _EXIT_CODE = re.compile(r"(?:exit code:|non-zero code:)\s*(\d+)")
 
 
@@ -238,8 +253,10 @@ def build(
         model = dockerparse.parse(dockerfile.read_text(errors="replace"))
     # one build at a time on the engine: two would time each other, and can crash a 20.10 engine
     with enginelock.exclusive(enginelock.describe(f"building {tag}")):
-        return _build_locked(dockerfile, context, tag, target, build_args, labels, no_cache, display, cache_from,
-                             secrets, model)
+        result = _build_locked(dockerfile, context, tag, target, build_args, labels, no_cache, display, cache_from,
+                               secrets, model)
+    _note_build_time(result, no_cache)
+    return result
 
 
 def _build_locked(dockerfile: Path, context: Path, tag: str, target: str | None, build_args: dict[str, str] | None,

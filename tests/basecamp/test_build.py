@@ -178,6 +178,27 @@ def test_build_with_fake_cli(fake_cli, context, capsys):
     assert "--progress" not in r.command and "--iidfile" not in r.command and "--label" not in r.command
 
 
+def test_each_build_appends_its_time_to_the_runs_build_times_file(fake_cli, context, tmp_path, monkeypatch):
+    """$ANNAPURNA_BUILD_TIMES (set by `./lab test`): one JSON line per build, what its summary's build column sums."""
+    import json
+    import time
+
+    fake_cli("buildkit2010_partial.log", sleep=0.3)  # a build that takes a while: its start is before its end
+    times = tmp_path / "build-times.jsonl"
+    monkeypatch.setenv("ANNAPURNA_BUILD_TIMES", str(times))
+    before = time.time()
+    first = build(DATA / "multistage.Dockerfile", context, "annapurna-lab/fake:1", display="plain")
+    second = build(DATA / "multistage.Dockerfile", context, "annapurna-lab/fake:2", no_cache=True, display="plain")
+    lines = [json.loads(line) for line in times.read_text().splitlines()]
+    assert [(b["tag"], b["no_cache"], b["wall_s"]) for b in lines] == [
+        ("annapurna-lab/fake:1", False, round(first.wall_s, 3)), ("annapurna-lab/fake:2", True, round(second.wall_s, 3))]
+    assert first.wall_s >= 0.3 and before - 0.01 <= lines[0]["start"] <= before + 0.2  # when it started, not ended
+    assert lines[0]["start"] + first.wall_s <= lines[1]["start"] <= time.time()
+    monkeypatch.delenv("ANNAPURNA_BUILD_TIMES")
+    build(DATA / "multistage.Dockerfile", context, "annapurna-lab/fake:3", display="plain")
+    assert len(times.read_text().splitlines()) == 2  # unset: nothing written
+
+
 def test_build_failure_with_fake_cli(fake_cli, context, capsys):
     fake_cli("buildkit2010_failing.log", rc=1)
     with pytest.raises(BuildError) as info:

@@ -48,6 +48,8 @@ def _clean_env(clone: Path, docker_host: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update(DOCKER_HOST=docker_host, PIP_CONFIG_FILE=os.devnull, ANNAPURNA_PROGRESS="plain",
                HOME=str(clone.parent / "home"))
+    if os.environ.get("ANNAPURNA_BUILD_TIMES"):  # no setting: where this run's summary counts the builds' seconds
+        env["ANNAPURNA_BUILD_TIMES"] = os.environ["ANNAPURNA_BUILD_TIMES"]
     return env
 
 
