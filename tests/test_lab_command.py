@@ -36,6 +36,10 @@ def test_not_engine_leaves_out_every_notebook_and_every_test_that_needs_an_engin
 
 
 @pytest.mark.engine
-def test_a_path_given_to_lab_test_runs_instead_of_both_folders() -> None:
+def test_a_path_given_to_lab_test_runs_instead_of_both_folders_and_an_options_value_does_not() -> None:
     one = _ids(_run(["./lab", "test", "notebooks/05_multi_stage.ipynb"]))
     assert one and all(n.startswith("notebooks/05_multi_stage.ipynb::") for n in one), one[:5]
+    # what .gitlab-ci.yml runs: everything but notebook 12
+    rest = _ids(_run(["./lab", "test", "--deselect", "notebooks/12_ci_cache.ipynb"]))
+    assert any(n.startswith("tests/") for n in rest) and any(n.startswith("notebooks/05_multi_stage") for n in rest)
+    assert not [n for n in rest if n.startswith("notebooks/12_ci_cache")]
