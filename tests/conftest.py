@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import uuid
@@ -69,15 +68,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         for line in lines:
             terminalreporter.write_line(line)
     # here: a run that needs no summary imports nothing more
-    from tests.phases import builds_by_phase, from_reports, table
+    from tests.phases import builds_by_phase, from_reports, read_builds, table
 
     reports = [r for reports in terminalreporter.stats.values() for r in reports]
     found = from_reports(reports)
     if found:  # the README's time budget lists these phases (issue 15)
-        times = Path(os.environ.get("ANNAPURNA_BUILD_TIMES") or os.devnull)
-        lines = [json.loads(line) for line in times.read_text().splitlines() if line.strip()] if times.is_file() else []
+        builds = read_builds(Path(os.environ["ANNAPURNA_BUILD_TIMES"]) if os.environ.get("ANNAPURNA_BUILD_TIMES") else None)
         terminalreporter.section("where the time went (seconds per phase, largest first)")
-        for line in table(found, builds_by_phase(reports, lines)).splitlines():
+        for line in table(found, builds_by_phase(reports, builds)).splitlines():
             terminalreporter.write_line(line)
 
 

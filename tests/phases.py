@@ -10,6 +10,7 @@ each notebook, the browser tests and the cleanup after the run. Setup and teardo
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -88,26 +89,31 @@ def builds_by_phase(reports: Iterable[Any], builds: Iterable[dict[str, Any]]) ->
     return dict(seconds)
 
 
+def read_builds(path: Path | None) -> list[dict[str, Any]]:
+    """The lines basecamp.build appended to $ANNAPURNA_BUILD_TIMES (none: no file, or none named)."""
+    if path is None or not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def table(found: dict[str, tuple[float, int]], builds: dict[str, float] | None = None) -> str:
     """The phases, largest first; with `builds` (builds_by_phase) a column of `docker build` seconds in each."""
+    def row(*cells: str) -> str:  # name, seconds, build seconds (only with `builds`), cases; empty cells stay "| |"
+        kept = cells if builds is not None else (cells[0], cells[1], cells[3])
+        return "|" + "|".join(f" {c} " if c else " " for c in kept) + "|"
+
     total = sum(s for s, _ in found.values())
     notebooks = sum(s for p, (s, _) in found.items() if p.startswith("notebook "))
-    if builds is None:
-        lines = ["| phase | s | cases |", "|---|---:|---:|"]
-        for phase, (s, n) in sorted(found.items(), key=lambda kv: -kv[1][0]):
-            lines.append(f"| {phase} | {s:.1f} | {n} |")
-        lines.append(f"| all notebooks | {notebooks:.1f} | |")
-        lines.append(f"| **all of pytest** | **{total:.1f}** | {sum(n for _, n in found.values())} |")
-        return "\n".join(lines)
-    built = sum(builds.values())
-    nb_built = sum(s for p, s in builds.items() if p.startswith("notebook "))
-    lines = ["| phase | s | of it docker build s | cases |", "|---|---:|---:|---:|"]
+    built = builds or {}
+    lines = [row("phase", "s", "of it docker build s", "cases"), row("---", "---:", "---:", "---:").replace(" ", "")]  # "|---|---:|...|"
     for phase, (s, n) in sorted(found.items(), key=lambda kv: -kv[1][0]):
-        lines.append(f"| {phase} | {s:.1f} | {builds.get(phase, 0.0):.1f} | {n} |")
-    if builds.get("outside tests"):
-        lines.append(f"| outside tests | | {builds['outside tests']:.1f} | |")
-    lines.append(f"| all notebooks | {notebooks:.1f} | {nb_built:.1f} | |")
-    lines.append(f"| **all of pytest** | **{total:.1f}** | **{built:.1f}** | {sum(n for _, n in found.values())} |")
+        lines.append(row(phase, f"{s:.1f}", f"{built.get(phase, 0.0):.1f}", str(n)))
+    if built.get("outside tests"):
+        lines.append(row("outside tests", "", f"{built['outside tests']:.1f}", ""))
+    nb_built = sum(s for p, s in built.items() if p.startswith("notebook "))
+    lines.append(row("all notebooks", f"{notebooks:.1f}", f"{nb_built:.1f}", ""))
+    lines.append(row("**all of pytest**", f"**{total:.1f}**", f"**{sum(built.values()):.1f}**",
+                     str(sum(n for _, n in found.values()))))
     return "\n".join(lines)
 
 

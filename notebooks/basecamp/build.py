@@ -59,6 +59,7 @@ def _setpriv_with_pdeathsig() -> str | None:
 ERROR_TAIL = 20
 
 _SECRET_ID = re.compile(r"[A-Za-z0-9._-]+")
+_EXIT_CODE = re.compile(r"(?:exit code:|non-zero code:)\s*(\d+)")
 #: A file every build appends one JSON line to (when it started, seconds, tag, --no-cache), when set: `./lab test`
 #: sets it (tests/conftest.py) so that its summary can say how much of each phase was `docker build` running.
 BUILD_TIMES_ENV = "ANNAPURNA_BUILD_TIMES"
@@ -73,7 +74,6 @@ def _note_build_time(result: BuildResult, no_cache: bool) -> None:
                        "no_cache": no_cache})
     with open(path, "a", encoding="utf-8") as out:  # one short write per line: parallel writers do not interleave
         out.write(line + "\n")
-_EXIT_CODE = re.compile(r"(?:exit code:|non-zero code:)\s*(\d+)")
 
 
 @dataclass
